@@ -1,0 +1,169 @@
+//! The ledger: the `approval.tekton.dev/decisions` annotation, a JSON array of decision
+//! records appended by the admission webhook. It is the only input the controller trusts.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// What an approver decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    /// Go.
+    Approve,
+    /// No-go: one eligible rejection ends the gate.
+    Reject,
+}
+
+impl Decision {
+    /// The past tense used in messages (`alice approved`).
+    pub fn past_tense(self) -> &'static str {
+        match self {
+            Self::Approve => "approved",
+            Self::Reject => "rejected",
+        }
+    }
+}
+
+/// One decision, as the webhook recorded it from the API request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// `userInfo.username` of the request.
+    pub user: String,
+    /// The requester's groups that made them eligible.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    /// Approve or reject.
+    pub decision: Decision,
+    /// The annotation's value: an optional comment.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub comment: String,
+    /// When the webhook admitted the decision.
+    pub time: DateTime<Utc>,
+}
+
+/// Why a ledger annotation could not be read. The gate fails closed on it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the ledger annotation {annotation} is malformed ({reason}); it is written only by the \
+     approval webhook, so it was edited around it: no decision in it can be trusted",
+    annotation = super::LEDGER_ANNOTATION
+)]
+pub struct MalformedLedger {
+    /// What the JSON parser said.
+    pub reason: String,
+}
+
+/// The records of a gate, in the order they were admitted.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ledger {
+    records: Vec<Record>,
+}
+
+impl Ledger {
+    /// Wraps records (oldest first).
+    pub fn new(records: Vec<Record>) -> Self {
+        Self { records }
+    }
+
+    /// Reads the annotation's value; no annotation is an empty ledger.
+    pub fn parse(annotation: Option<&str>) -> Result<Self, MalformedLedger> {
+        match annotation {
+            None => Ok(Self::default()),
+            Some(text) if text.trim().is_empty() => Ok(Self::default()),
+            Some(text) => serde_json::from_str(text)
+                .map(Self::new)
+                .map_err(|e| MalformedLedger {
+                    reason: e.to_string(),
+                }),
+        }
+    }
+
+    /// The records, oldest first.
+    pub fn records(&self) -> &[Record] {
+        &self.records
+    }
+
+    /// The annotation's value.
+    pub fn to_annotation(&self) -> String {
+        serde_json::to_string(&self.records).expect("records always serialise")
+    }
+
+    /// Appends a record (the webhook's only way to change a ledger).
+    pub fn push(&mut self, record: Record) {
+        self.records.push(record);
+    }
+
+    /// The records not consumed by an earlier attempt: those are archived in
+    /// `status.retriesStatus`, and may still be here if the controller stopped between
+    /// archiving them and clearing them from the annotation.
+    pub fn without(&self, archived: &[Record]) -> Vec<Record> {
+        self.records
+            .iter()
+            .filter(|r| !archived.contains(r))
+            .cloned()
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_protocol_example_parses() {
+        let ledger = Ledger::parse(Some(
+            r#"[{"user":"alice","groups":["release-managers"],"decision":"approve","comment":"ship it","time":"2026-11-22T10:00:00Z"}]"#,
+        ))
+        .unwrap();
+        let record = &ledger.records()[0];
+        assert_eq!(record.user, "alice");
+        assert_eq!(record.groups, ["release-managers"]);
+        assert_eq!(record.decision, Decision::Approve);
+        assert_eq!(record.comment, "ship it");
+        assert_eq!(record.time.to_rfc3339(), "2026-11-22T10:00:00+00:00");
+    }
+
+    #[test]
+    fn a_missing_or_blank_annotation_is_an_empty_ledger() {
+        assert_eq!(Ledger::parse(None).unwrap().records(), &[]);
+        assert_eq!(Ledger::parse(Some(" ")).unwrap().records(), &[]);
+        assert_eq!(Ledger::parse(Some("[]")).unwrap().records(), &[]);
+    }
+
+    #[test]
+    fn malformed_ledgers_are_errors_that_name_the_annotation() {
+        let cases = [
+            "not json",
+            "{}",
+            r#"[{"user":"alice"}]"#,
+            r#"[{"user":"alice","decision":"maybe","time":"2026-11-22T10:00:00Z"}]"#,
+            r#"[{"user":"alice","decision":"approve","time":"yesterday"}]"#,
+        ];
+        for text in cases {
+            let err = Ledger::parse(Some(text)).unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains("approval.tekton.dev/decisions is malformed"),
+                "{text}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn records_round_trip_through_the_annotation() {
+        let mut ledger = Ledger::default();
+        ledger.push(Record {
+            user: "carol".into(),
+            groups: vec![],
+            decision: Decision::Reject,
+            comment: String::new(),
+            time: "2026-11-22T10:00:00.250Z".parse().unwrap(),
+        });
+        let text = ledger.to_annotation();
+        assert_eq!(
+            text,
+            r#"[{"user":"carol","decision":"reject","time":"2026-11-22T10:00:00.250Z"}]"#
+        );
+        assert_eq!(Ledger::parse(Some(&text)).unwrap(), ledger);
+    }
+}

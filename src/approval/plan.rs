@@ -1,0 +1,667 @@
+//! The plan: from a CustomRun as it is now (and the time), the status it should have, the
+//! events to publish, the ledger clean-up after a retry, and when to look again.
+//!
+//! Everything is derived from the object: the frozen policy and attempt data live in
+//! `status.extraFields`, decisions in the ledger annotation. Planning the same object twice
+//! gives the same plan, whether or not this process saw it before.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::gate::{Gate, PolicyLookup, classify, resolve};
+use super::ledger::{Decision, Ledger, Record};
+use super::outcome::{Outcome, Tally, evaluate};
+use super::policy::{OnReject, OnTimeout, Policy};
+use super::{APPROVE_ANNOTATION, LEDGER_ANNOTATION, REJECT_ANNOTATION};
+use crate::api::customrun::{RUN_CANCELLED, SUCCEEDED};
+use crate::api::time::{format_go_duration, kube_now, kube_time};
+use crate::api::{Condition, CustomRun, CustomRunStatus, RunResult};
+
+/// Condition reasons: the protocol's status table.
+pub mod reason {
+    /// Waiting for decisions.
+    pub const AWAITING_APPROVAL: &str = "AwaitingApproval";
+    /// Quorum reached.
+    pub const APPROVED: &str = "Approved";
+    /// Vetoed.
+    pub const REJECTED: &str = "Rejected";
+    /// Deadline with `onTimeout: fail` (Tekton's own reason).
+    pub const TIMED_OUT: &str = "CustomRunTimedOut";
+    /// Deadline with `onTimeout: approve`.
+    pub const APPROVED_ON_TIMEOUT: &str = "ApprovedOnTimeout";
+    /// Deadline with `onTimeout: reject`.
+    pub const REJECTED_ON_TIMEOUT: &str = "RejectedOnTimeout";
+    /// Cancelled by Tekton or a user (Tekton's own reason).
+    pub const CANCELLED: &str = "CustomRunCancelled";
+    /// Bad params, policy or ledger.
+    pub const INVALID: &str = "InvalidApproval";
+}
+
+/// Event reasons: the protocol's events list.
+pub mod event_reason {
+    /// The gate started waiting (or reopened for a retry).
+    pub const AWAITING_APPROVAL: &str = "AwaitingApproval";
+    /// A decision was counted.
+    pub const DECISION_RECORDED: &str = "DecisionRecorded";
+    /// Approved (by people).
+    pub const APPROVED: &str = "Approved";
+    /// Rejected (by people).
+    pub const REJECTED: &str = "Rejected";
+    /// The deadline passed.
+    pub const TIMED_OUT: &str = "TimedOut";
+    /// Bad params, policy or ledger.
+    pub const INVALID_APPROVAL: &str = "InvalidApproval";
+}
+
+/// Result names: the protocol's results table.
+pub mod result {
+    /// `approved`, `rejected` or `timed-out`.
+    pub const DECISION: &str = "decision";
+    /// JSON array of users.
+    pub const APPROVED_BY: &str = "approvedBy";
+    /// JSON array of users.
+    pub const REJECTED_BY: &str = "rejectedBy";
+    /// JSON array of `"user: comment"`.
+    pub const COMMENTS: &str = "comments";
+    /// RFC 3339.
+    pub const DECIDED_AT: &str = "decidedAt";
+}
+
+/// Event severity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Severity {
+    /// Nothing to worry about.
+    Normal,
+    /// Someone should look.
+    Warning,
+}
+
+/// An event to publish on the CustomRun.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GateEvent {
+    /// Normal or Warning.
+    pub severity: Severity,
+    /// One of [`event_reason`].
+    pub reason: &'static str,
+    /// What happened, for people.
+    pub message: String,
+}
+
+/// How an attempt ended, for metrics.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ending {
+    /// A metrics label: `approved`, `rejected`, `timed_out`, `approved_on_timeout`,
+    /// `rejected_on_timeout`, `cancelled`, `invalid`.
+    pub outcome: &'static str,
+    /// From the attempt's start to the decision.
+    pub waited: Option<std::time::Duration>,
+}
+
+/// Replace the ledger annotation: `expected` is its current value (the write must fail if it
+/// changed meanwhile), `remaining` its new value (`None` removes it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LedgerCleanup {
+    /// The value planned from.
+    pub expected: String,
+    /// The records of the current attempt.
+    pub remaining: Option<String>,
+}
+
+/// What the API layer should do.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    /// The status the CustomRun should have; write it only if it differs.
+    pub status: CustomRunStatus,
+    /// Events to publish once the status is written.
+    pub events: Vec<GateEvent>,
+    /// Look again at this time (the deadline), even if nothing changes.
+    pub requeue_at: Option<DateTime<Utc>>,
+    /// Remove records of earlier attempts from the ledger (after a retry).
+    pub ledger_cleanup: Option<LedgerCleanup>,
+    /// Set when this plan ends an attempt.
+    pub ending: Option<Ending>,
+}
+
+impl Plan {
+    fn keep(status: CustomRunStatus) -> Self {
+        Self {
+            status,
+            events: Vec::new(),
+            requeue_at: None,
+            ledger_cleanup: None,
+            ending: None,
+        }
+    }
+}
+
+/// What the controller keeps in `status.extraFields` for an attempt.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Attempt {
+    /// The frozen policy.
+    #[serde(flatten)]
+    pub policy: Policy,
+    /// `startTime + timeout`, for people and the CLI; absent without a deadline.
+    #[serde(
+        default,
+        with = "kube_time::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub deadline: Option<DateTime<Utc>>,
+    /// Counted records already announced by a `DecisionRecorded` event.
+    #[serde(default)]
+    pub recorded: usize,
+    /// In `retriesStatus` only: the records this attempt consumed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub decisions: Vec<Record>,
+}
+
+impl Attempt {
+    /// Reads the attempt data of a status, if it has any.
+    pub fn of(status: &CustomRunStatus) -> Option<Result<Attempt, serde_json::Error>> {
+        status.extra_fields.clone().map(serde_json::from_value)
+    }
+
+    fn to_value(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("attempt always serialises")
+    }
+}
+
+/// The state of a gate, in the protocol's terms.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Waiting for `required - received` more approvals.
+    Waiting {
+        /// Distinct approvals so far.
+        received: u32,
+        /// minApprovals.
+        required: u32,
+    },
+    /// Approved by people.
+    Approved,
+    /// Rejected by a person.
+    Rejected,
+    /// The deadline passed; what it means is the policy's `onTimeout`.
+    TimedOut(OnTimeout),
+    /// Cancelled by Tekton.
+    Cancelled,
+    /// Bad input: the message says what to fix.
+    Invalid(String),
+}
+
+/// Is this status final? Ended gates are never reopened or rewritten.
+pub fn has_ended(status: &CustomRunStatus) -> bool {
+    status
+        .succeeded()
+        .is_some_and(|c| c.status == "True" || c.status == "False")
+}
+
+/// The gate's policy name if the API layer must look it up before planning: a named gate
+/// that has not frozen its policy yet.
+pub fn policy_to_look_up(run: &CustomRun) -> Option<&str> {
+    let status = run.status.as_ref();
+    let frozen = status.is_some_and(|s| s.start_time.is_some() && s.extra_fields.is_some());
+    match classify(&run.spec)? {
+        Gate::Named(name) if !frozen && !status.is_some_and(has_ended) => Some(name),
+        _ => None,
+    }
+}
+
+/// Plans a CustomRun; `None` if it is not a gate (never touch it).
+pub fn plan(run: &CustomRun, lookup: PolicyLookup<'_>, now: DateTime<Utc>) -> Option<Plan> {
+    let gate = classify(&run.spec)?;
+    let now = kube_now(now);
+    let current = run.status.clone().unwrap_or_default();
+    if has_ended(&current) {
+        return Some(Plan::keep(current));
+    }
+    if run.spec.status.as_deref() == Some(RUN_CANCELLED) {
+        return Some(cancelled(run, current, now));
+    }
+    let attempt = match Attempt::of(&current).filter(|_| current.start_time.is_some()) {
+        Some(Ok(attempt)) => attempt,
+        Some(Err(e)) => {
+            return Some(invalid(
+                current,
+                now,
+                format!(
+                    "status.extraFields of this gate is unreadable ({e}); only the approval controller writes it"
+                ),
+            ));
+        }
+        None => {
+            let namespace = run.metadata.namespace.as_deref().unwrap_or_default();
+            match resolve(&gate, &run.spec, namespace, lookup) {
+                Ok(policy) => {
+                    let deadline = policy.deadline_after().map(|d| now + d);
+                    Attempt {
+                        policy,
+                        deadline,
+                        recorded: 0,
+                        decisions: Vec::new(),
+                    }
+                }
+                Err(problems) => {
+                    let message = problems
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                    return Some(invalid(current, now, message));
+                }
+            }
+        }
+    };
+    let annotations = run.metadata.annotations.as_ref();
+    let ledger_text = annotations.and_then(|a| a.get(LEDGER_ANNOTATION));
+    let ledger = match Ledger::parse(ledger_text.map(String::as_str)) {
+        Ok(ledger) => ledger,
+        Err(e) => return Some(invalid(current, now, e.to_string())),
+    };
+    let archived: Vec<Record> = current
+        .retries_status
+        .iter()
+        .filter_map(|s| Attempt::of(s)?.ok())
+        .flat_map(|a| a.decisions)
+        .collect();
+    let records = ledger.without(&archived);
+    let unrecorded_input = [APPROVE_ANNOTATION, REJECT_ANNOTATION]
+        .into_iter()
+        .find(|a| annotations.is_some_and(|m| m.contains_key(*a)));
+    let mut planner = Planner {
+        run,
+        current,
+        attempt,
+        records,
+        now,
+        events: Vec::new(),
+    };
+    let mut plan = planner.plan(unrecorded_input);
+    // Records of archived attempts leave the ledger once their archive is in the status; if
+    // this process stopped between the two writes, the next plan finishes the job.
+    let archived_now: Vec<Record> = plan
+        .status
+        .retries_status
+        .iter()
+        .filter_map(|s| Attempt::of(s)?.ok())
+        .flat_map(|a| a.decisions)
+        .collect();
+    let remaining = Ledger::new(ledger.without(&archived_now));
+    if remaining.records().len() != ledger.records().len() {
+        plan.ledger_cleanup = Some(LedgerCleanup {
+            expected: ledger_text.cloned().unwrap_or_default(),
+            remaining: (!remaining.records().is_empty()).then(|| remaining.to_annotation()),
+        });
+    }
+    Some(plan)
+}
+
+struct Planner<'a> {
+    run: &'a CustomRun,
+    current: CustomRunStatus,
+    attempt: Attempt,
+    records: Vec<Record>,
+    now: DateTime<Utc>,
+    events: Vec<GateEvent>,
+}
+
+impl Planner<'_> {
+    fn plan(&mut self, unrecorded_input: Option<&str>) -> Plan {
+        let policy = &self.attempt.policy.clone();
+        let start = self.current.start_time.unwrap_or(self.now);
+        let tally = evaluate(policy, &self.records, self.attempt.deadline, self.now);
+        if self.current.start_time.is_none() {
+            self.event(
+                Severity::Normal,
+                event_reason::AWAITING_APPROVAL,
+                waiting_message(policy, 0),
+            );
+        }
+        self.announce_decisions(&tally);
+        let state = match &tally.outcome {
+            Outcome::Waiting => State::Waiting {
+                received: tally.received(),
+                required: policy.min_approvals,
+            },
+            Outcome::Approved { .. } => State::Approved,
+            Outcome::Rejected { .. } => State::Rejected,
+            Outcome::TimedOut { .. } => State::TimedOut(policy.on_timeout),
+        };
+        match state {
+            State::Waiting { received, .. } => {
+                let mut message = waiting_message(policy, received);
+                if let Some(annotation) = unrecorded_input {
+                    message.push_str(&format!(
+                        " ({annotation} is on this CustomRun but was not recorded: the approval \
+                         webhook is not installed or not reachable, and only decisions it records count)"
+                    ));
+                }
+                let status = self.waiting_status(start, message);
+                let plan = Plan {
+                    status,
+                    events: std::mem::take(&mut self.events),
+                    requeue_at: self.attempt.deadline,
+                    ledger_cleanup: None,
+                    ending: None,
+                };
+                plan
+            }
+            ended => self.end(start, &ended, &tally),
+        }
+    }
+
+    fn event(&mut self, severity: Severity, reason: &'static str, message: String) {
+        self.events.push(GateEvent {
+            severity,
+            reason,
+            message,
+        });
+    }
+
+    /// One `DecisionRecorded` per counted record not announced before.
+    fn announce_decisions(&mut self, tally: &Tally) {
+        let policy = self.attempt.policy.clone();
+        for i in self.attempt.recorded..tally.counted.len() {
+            let record = &tally.counted[i];
+            let received = evaluate(&policy, &tally.counted[..=i], None, self.now).received();
+            let mut message = format!("{} {}", record.user, record.decision.past_tense());
+            if record.decision == Decision::Approve {
+                message.push_str(&format!(" ({received} of {})", policy.min_approvals));
+            }
+            if !record.comment.is_empty() {
+                message.push_str(&format!(": {}", record.comment));
+            }
+            self.event(Severity::Normal, event_reason::DECISION_RECORDED, message);
+        }
+        self.attempt.recorded = tally.counted.len();
+    }
+
+    fn waiting_status(&self, start: DateTime<Utc>, message: String) -> CustomRunStatus {
+        let previous = self.current.succeeded();
+        // lastTransitionTime moves only when `status` does: a new vote is not a transition.
+        let since = previous
+            .filter(|c| c.status == "Unknown" && self.current.start_time.is_some())
+            .and_then(|c| c.last_transition_time)
+            .unwrap_or(self.now);
+        CustomRunStatus {
+            conditions: vec![condition(
+                "Unknown",
+                reason::AWAITING_APPROVAL,
+                message,
+                since,
+            )],
+            start_time: Some(start),
+            completion_time: None,
+            results: Vec::new(),
+            retries_status: self.current.retries_status.clone(),
+            extra_fields: Some(self.attempt.to_value()),
+            rest: self.current.rest.clone(),
+        }
+    }
+
+    fn end(&mut self, start: DateTime<Utc>, state: &State, tally: &Tally) -> Plan {
+        let policy = self.attempt.policy.clone();
+        let (succeeded, reason_text, message, event) = describe_end(&policy, state, tally);
+        let decided_at = match tally.outcome {
+            Outcome::Approved { at } | Outcome::Rejected { at, .. } | Outcome::TimedOut { at } => {
+                at
+            }
+            Outcome::Waiting => self.now,
+        };
+        self.event(event.0, event.1, message.clone());
+        let ending = Some(Ending {
+            outcome: metrics_label(state),
+            waited: (decided_at - start).to_std().ok(),
+        });
+        let ended = CustomRunStatus {
+            conditions: vec![condition(
+                if succeeded { "True" } else { "False" },
+                reason_text,
+                message,
+                self.now,
+            )],
+            start_time: Some(start),
+            completion_time: Some(self.now),
+            results: results(state, tally, decided_at),
+            retries_status: self.current.retries_status.clone(),
+            extra_fields: Some(self.attempt.to_value()),
+            rest: self.current.rest.clone(),
+        };
+        let attempts_used = self.current.retries_status.len() as u32;
+        if succeeded || attempts_used >= self.run.spec.retries {
+            return Plan {
+                status: ended,
+                events: std::mem::take(&mut self.events),
+                requeue_at: None,
+                ledger_cleanup: None,
+                ending,
+            };
+        }
+        self.reopen(ended, ending)
+    }
+
+    /// Archives a failed attempt and starts the next one with the same frozen policy.
+    fn reopen(&mut self, mut ended: CustomRunStatus, ending: Option<Ending>) -> Plan {
+        let mut archived_attempt = self.attempt.clone();
+        archived_attempt.decisions = self.records.clone();
+        ended.extra_fields = Some(archived_attempt.to_value());
+        ended.retries_status = Vec::new();
+        let mut retries_status = self.current.retries_status.clone();
+        retries_status.push(ended);
+        let policy = self.attempt.policy.clone();
+        let next = Attempt {
+            deadline: policy.deadline_after().map(|d| self.now + d),
+            policy,
+            recorded: 0,
+            decisions: Vec::new(),
+        };
+        let attempt_number = retries_status.len() + 1;
+        let total = self.run.spec.retries as usize + 1;
+        let message = waiting_message(&next.policy, 0);
+        self.event(
+            Severity::Normal,
+            event_reason::AWAITING_APPROVAL,
+            format!("Reopened for attempt {attempt_number} of {total}: {message}"),
+        );
+        let status = CustomRunStatus {
+            conditions: vec![condition(
+                "Unknown",
+                reason::AWAITING_APPROVAL,
+                message,
+                self.now,
+            )],
+            start_time: Some(self.now),
+            completion_time: None,
+            results: Vec::new(),
+            retries_status,
+            extra_fields: Some(next.to_value()),
+            rest: self.current.rest.clone(),
+        };
+        Plan {
+            requeue_at: next.deadline,
+            status,
+            events: std::mem::take(&mut self.events),
+            ledger_cleanup: None,
+            ending,
+        }
+    }
+}
+
+/// `(succeeded, reason, message, (event severity, event reason))` of an ended attempt.
+fn describe_end(
+    policy: &Policy,
+    state: &State,
+    tally: &Tally,
+) -> (bool, &'static str, String, (Severity, &'static str)) {
+    let continue_on_reject = policy.on_reject == OnReject::Continue;
+    let timed_out = || {
+        format!(
+            "No decision within {} ({} of {} approvals)",
+            format_go_duration(policy.timeout),
+            tally.received(),
+            policy.min_approvals
+        )
+    };
+    match state {
+        State::Approved => (
+            true,
+            reason::APPROVED,
+            format!("Approved by {}", tally.approved_by.join(", ")),
+            (Severity::Normal, event_reason::APPROVED),
+        ),
+        State::Rejected => {
+            let Outcome::Rejected { by, comment, .. } = &tally.outcome else {
+                unreachable!("a rejected state comes from a rejected outcome")
+            };
+            let mut message = format!("Rejected by {by}");
+            if !comment.is_empty() {
+                message.push_str(&format!(": {comment}"));
+            }
+            (
+                continue_on_reject,
+                reason::REJECTED,
+                message,
+                (Severity::Warning, event_reason::REJECTED),
+            )
+        }
+        State::TimedOut(OnTimeout::Fail) => (
+            false,
+            reason::TIMED_OUT,
+            timed_out(),
+            (Severity::Warning, event_reason::TIMED_OUT),
+        ),
+        State::TimedOut(OnTimeout::Approve) => (
+            true,
+            reason::APPROVED_ON_TIMEOUT,
+            format!("{}: approved on timeout (onTimeout: approve)", timed_out()),
+            (Severity::Warning, event_reason::TIMED_OUT),
+        ),
+        State::TimedOut(OnTimeout::Reject) => (
+            continue_on_reject,
+            reason::REJECTED_ON_TIMEOUT,
+            format!("{}: rejected on timeout (onTimeout: reject)", timed_out()),
+            (Severity::Warning, event_reason::TIMED_OUT),
+        ),
+        State::Waiting { .. } | State::Cancelled | State::Invalid(_) => {
+            unreachable!("only decided states end an attempt here")
+        }
+    }
+}
+
+fn metrics_label(state: &State) -> &'static str {
+    match state {
+        State::Waiting { .. } => "waiting",
+        State::Approved => "approved",
+        State::Rejected => "rejected",
+        State::TimedOut(OnTimeout::Fail) => "timed_out",
+        State::TimedOut(OnTimeout::Approve) => "approved_on_timeout",
+        State::TimedOut(OnTimeout::Reject) => "rejected_on_timeout",
+        State::Cancelled => "cancelled",
+        State::Invalid(_) => "invalid",
+    }
+}
+
+/// `Waiting for 1 more approval (1 of 2) from alice, group:release-managers: Release v1.2?`
+pub fn waiting_message(policy: &Policy, received: u32) -> String {
+    let missing = policy.min_approvals.saturating_sub(received);
+    let plural = if missing == 1 { "" } else { "s" };
+    let mut message = format!(
+        "Waiting for {missing} more approval{plural} ({received} of {}) from {}",
+        policy.min_approvals, policy.approvers
+    );
+    if !policy.message.is_empty() {
+        message.push_str(&format!(": {}", policy.message));
+    }
+    message
+}
+
+fn results(state: &State, tally: &Tally, decided_at: DateTime<Utc>) -> Vec<RunResult> {
+    let decision = match state {
+        State::Approved | State::TimedOut(OnTimeout::Approve) => "approved",
+        State::Rejected | State::TimedOut(OnTimeout::Reject) => "rejected",
+        _ => "timed-out",
+    };
+    let json = |items: &[String]| serde_json::to_string(items).expect("strings serialise");
+    vec![
+        RunResult {
+            name: result::DECISION.into(),
+            value: decision.into(),
+        },
+        RunResult {
+            name: result::APPROVED_BY.into(),
+            value: json(&tally.approved_by),
+        },
+        RunResult {
+            name: result::REJECTED_BY.into(),
+            value: json(&tally.rejected_by),
+        },
+        RunResult {
+            name: result::COMMENTS.into(),
+            value: json(&tally.comments()),
+        },
+        RunResult {
+            name: result::DECIDED_AT.into(),
+            value: decided_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        },
+    ]
+}
+
+fn condition(status: &str, reason: &str, message: String, since: DateTime<Utc>) -> Condition {
+    Condition {
+        type_: SUCCEEDED.into(),
+        status: status.into(),
+        reason: reason.into(),
+        message,
+        last_transition_time: Some(since),
+        rest: Default::default(),
+    }
+}
+
+fn cancelled(run: &CustomRun, current: CustomRunStatus, now: DateTime<Utc>) -> Plan {
+    let message = run
+        .spec
+        .status_message
+        .clone()
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| "CustomRun cancelled".into());
+    let start = current.start_time.unwrap_or(now);
+    let waited = (now - start).to_std().ok();
+    let status = CustomRunStatus {
+        conditions: vec![condition("False", reason::CANCELLED, message, now)],
+        start_time: Some(start),
+        completion_time: Some(now),
+        ..current
+    };
+    Plan {
+        ending: Some(Ending {
+            outcome: metrics_label(&State::Cancelled),
+            waited,
+        }),
+        ..Plan::keep(status)
+    }
+}
+
+fn invalid(current: CustomRunStatus, now: DateTime<Utc>, message: String) -> Plan {
+    let state = State::Invalid(message.clone());
+    let status = CustomRunStatus {
+        conditions: vec![condition("False", reason::INVALID, message.clone(), now)],
+        start_time: Some(current.start_time.unwrap_or(now)),
+        completion_time: Some(now),
+        ..current
+    };
+    Plan {
+        events: vec![GateEvent {
+            severity: Severity::Warning,
+            reason: event_reason::INVALID_APPROVAL,
+            message,
+        }],
+        ending: Some(Ending {
+            outcome: metrics_label(&state),
+            waited: None,
+        }),
+        ..Plan::keep(status)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,810 @@
+//! The protocol's tables, row by row, as plans.
+
+use super::*;
+use serde_json::{Value, json};
+
+const T0: &str = "2026-11-22T10:00:00Z";
+
+fn at(offset_secs: i64) -> DateTime<Utc> {
+    T0.parse::<DateTime<Utc>>().unwrap() + chrono::Duration::seconds(offset_secs)
+}
+
+fn run_with(spec: Value) -> CustomRun {
+    serde_json::from_value(json!({
+        "apiVersion": "tekton.dev/v1beta1",
+        "kind": "CustomRun",
+        "metadata": {"name": "release-approve", "namespace": "ci"},
+        "spec": spec,
+    }))
+    .unwrap()
+}
+
+fn gate(params: Value) -> CustomRun {
+    run_with(json!({
+        "customRef": {"apiVersion": "approval.tekton.dev/v1alpha1", "kind": "Approval"},
+        "params": params,
+        "timeout": "24h0m0s",
+    }))
+}
+
+fn two_approver_gate() -> CustomRun {
+    gate(json!([
+        {"name": "approvers", "value": ["alice", "group:release-managers"]},
+        {"name": "minApprovals", "value": "2"},
+        {"name": "message", "value": "Release v1.2 to production?"},
+    ]))
+}
+
+fn single_approver_gate(extra: &[(&str, &str)]) -> CustomRun {
+    let mut params = vec![json!({"name": "approvers", "value": ["alice", "bob", "carol"]})];
+    params.extend(extra.iter().map(|(n, v)| json!({"name": n, "value": v})));
+    gate(Value::Array(params))
+}
+
+fn plan_at(run: &CustomRun, now: DateTime<Utc>) -> Plan {
+    plan(run, PolicyLookup::NotNeeded, now).expect("a gate")
+}
+
+/// What the API layer does with a plan: write the status, clean the ledger.
+fn apply(run: &CustomRun, plan: &Plan) -> CustomRun {
+    let mut next = run.clone();
+    next.status = Some(plan.status.clone());
+    if let Some(cleanup) = &plan.ledger_cleanup {
+        let annotations = next
+            .metadata
+            .annotations
+            .get_or_insert_with(Default::default);
+        match &cleanup.remaining {
+            Some(value) => annotations.insert(LEDGER_ANNOTATION.into(), value.clone()),
+            None => annotations.remove(LEDGER_ANNOTATION),
+        };
+    }
+    next
+}
+
+/// Starts the gate at T0.
+fn started(run: CustomRun) -> CustomRun {
+    apply(&run, &plan_at(&run, at(0)))
+}
+
+fn decide(
+    mut run: CustomRun,
+    user: &str,
+    groups: &[&str],
+    decision: &str,
+    comment: &str,
+    secs: i64,
+) -> CustomRun {
+    let mut ledger: Vec<Value> = run
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(LEDGER_ANNOTATION))
+        .map(|text| serde_json::from_str(text).unwrap())
+        .unwrap_or_default();
+    ledger.push(
+        json!({"user": user, "groups": groups, "decision": decision, "comment": comment,
+                       "time": at(secs).to_rfc3339()}),
+    );
+    run.metadata
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert(LEDGER_ANNOTATION.into(), Value::Array(ledger).to_string());
+    run
+}
+
+fn approve(run: CustomRun, user: &str, secs: i64) -> CustomRun {
+    decide(run, user, &[], "approve", "", secs)
+}
+
+fn succeeded(plan: &Plan) -> (&str, &str, &str) {
+    let c = plan.status.succeeded().expect("a Succeeded condition");
+    assert_eq!(plan.status.conditions.len(), 1, "exactly one condition");
+    (c.status.as_str(), c.reason.as_str(), c.message.as_str())
+}
+
+fn result<'a>(plan: &'a Plan, name: &str) -> &'a str {
+    plan.status
+        .results
+        .iter()
+        .find(|r| r.name == name)
+        .map(|r| r.value.as_str())
+        .unwrap_or_else(|| panic!("no result {name}"))
+}
+
+fn events(plan: &Plan) -> Vec<(Severity, &str, &str)> {
+    plan.events
+        .iter()
+        .map(|e| (e.severity, e.reason, e.message.as_str()))
+        .collect()
+}
+
+// ---- starting --------------------------------------------------------------------------
+
+#[test]
+fn a_new_gate_waits_with_its_policy_frozen() {
+    let plan = plan_at(&two_approver_gate(), at(0));
+    assert_eq!(
+        succeeded(&plan),
+        (
+            "Unknown",
+            "AwaitingApproval",
+            "Waiting for 2 more approvals (0 of 2) from alice, group:release-managers: Release v1.2 to production?"
+        )
+    );
+    assert_eq!(plan.status.start_time, Some(at(0)));
+    assert_eq!(plan.status.completion_time, None);
+    assert!(plan.status.results.is_empty());
+    assert_eq!(
+        plan.status.extra_fields,
+        Some(
+            json!({"approvers": ["alice", "group:release-managers"], "minApprovals": 2,
+                    "message": "Release v1.2 to production?", "onTimeout": "fail", "onReject": "fail",
+                    "timeout": "24h0m0s", "deadline": "2026-11-23T10:00:00Z", "recorded": 0})
+        )
+    );
+    assert_eq!(
+        events(&plan),
+        [(
+            Severity::Normal,
+            "AwaitingApproval",
+            "Waiting for 2 more approvals (0 of 2) from alice, group:release-managers: Release v1.2 to production?"
+        )]
+    );
+    assert_eq!(plan.requeue_at, Some(at(86_400)));
+    assert_eq!(plan.ending, None);
+}
+
+#[test]
+fn the_start_time_is_stored_in_whole_seconds() {
+    let now = at(0) + chrono::Duration::milliseconds(750);
+    let plan = plan_at(&two_approver_gate(), now);
+    assert_eq!(plan.status.start_time, Some(at(0)));
+}
+
+#[test]
+fn a_run_without_timeout_gets_tektons_default_hour_and_zero_means_no_deadline() {
+    let mut run = two_approver_gate();
+    run.spec.timeout = None;
+    let plan = plan_at(&run, at(0));
+    assert_eq!(plan.requeue_at, Some(at(3600)));
+    run.spec.timeout = Some("0s".into());
+    let plan = plan_at(&run, at(0));
+    assert_eq!(plan.requeue_at, None);
+    assert_eq!(
+        plan.status.extra_fields.as_ref().unwrap()["deadline"],
+        Value::Null
+    );
+    let later = plan_at(&apply(&run, &plan), at(10 * 86_400));
+    assert_eq!(succeeded(&later).1, "AwaitingApproval");
+}
+
+#[test]
+fn customruns_that_are_not_gates_are_never_planned() {
+    let other = run_with(json!({"customRef": {"apiVersion": "example.dev/v1", "kind": "Wait"}}));
+    assert_eq!(plan(&other, PolicyLookup::NotNeeded, at(0)), None);
+}
+
+// ---- the status table ------------------------------------------------------------------
+
+#[test]
+fn waiting_reports_progress_and_keeps_its_transition_time() {
+    let run = approve(started(two_approver_gate()), "alice", 60);
+    let plan = plan_at(&run, at(61));
+    assert_eq!(
+        succeeded(&plan),
+        (
+            "Unknown",
+            "AwaitingApproval",
+            "Waiting for 1 more approval (1 of 2) from alice, group:release-managers: Release v1.2 to production?"
+        )
+    );
+    assert_eq!(
+        plan.status.succeeded().unwrap().last_transition_time,
+        Some(at(0))
+    );
+    assert_eq!(
+        events(&plan),
+        [(
+            Severity::Normal,
+            "DecisionRecorded",
+            "alice approved (1 of 2)"
+        )]
+    );
+    assert_eq!(plan.requeue_at, Some(at(86_400)));
+}
+
+#[test]
+fn approved_by_quorum_succeeds_with_every_result() {
+    let run = started(two_approver_gate());
+    let run = decide(run, "alice", &[], "approve", "ship it", 60);
+    let run = decide(run, "bob", &["release-managers"], "approve", "", 120);
+    let plan = plan_at(&run, at(121));
+    assert_eq!(
+        succeeded(&plan),
+        ("True", "Approved", "Approved by alice, bob")
+    );
+    assert_eq!(plan.status.completion_time, Some(at(121)));
+    assert_eq!(plan.status.start_time, Some(at(0)));
+    assert_eq!(result(&plan, "decision"), "approved");
+    assert_eq!(result(&plan, "approvedBy"), r#"["alice","bob"]"#);
+    assert_eq!(result(&plan, "rejectedBy"), "[]");
+    assert_eq!(result(&plan, "comments"), r#"["alice: ship it"]"#);
+    assert_eq!(result(&plan, "decidedAt"), "2026-11-22T10:02:00Z");
+    assert_eq!(
+        events(&plan),
+        [
+            (
+                Severity::Normal,
+                "DecisionRecorded",
+                "alice approved (1 of 2): ship it"
+            ),
+            (
+                Severity::Normal,
+                "DecisionRecorded",
+                "bob approved (2 of 2)"
+            ),
+            (Severity::Normal, "Approved", "Approved by alice, bob"),
+        ]
+    );
+    assert_eq!(plan.requeue_at, None);
+    assert_eq!(plan.ending.as_ref().unwrap().outcome, "approved");
+    assert_eq!(
+        plan.ending.as_ref().unwrap().waited,
+        Some(std::time::Duration::from_secs(120))
+    );
+}
+
+#[test]
+fn rejected_with_on_reject_fail_fails() {
+    let run = started(single_approver_gate(&[]));
+    let run = decide(run, "carol", &[], "reject", "not during the freeze", 30);
+    let plan = plan_at(&run, at(31));
+    assert_eq!(
+        succeeded(&plan),
+        (
+            "False",
+            "Rejected",
+            "Rejected by carol: not during the freeze"
+        )
+    );
+    assert_eq!(result(&plan, "decision"), "rejected");
+    assert_eq!(result(&plan, "rejectedBy"), r#"["carol"]"#);
+    assert_eq!(
+        result(&plan, "comments"),
+        r#"["carol: not during the freeze"]"#
+    );
+    assert_eq!(result(&plan, "decidedAt"), "2026-11-22T10:00:30Z");
+    assert_eq!(
+        events(&plan),
+        [
+            (
+                Severity::Normal,
+                "DecisionRecorded",
+                "carol rejected: not during the freeze"
+            ),
+            (
+                Severity::Warning,
+                "Rejected",
+                "Rejected by carol: not during the freeze"
+            ),
+        ]
+    );
+    assert_eq!(plan.ending.unwrap().outcome, "rejected");
+}
+
+#[test]
+fn rejected_with_on_reject_continue_succeeds_with_decision_rejected() {
+    let run = started(single_approver_gate(&[("onReject", "continue")]));
+    let run = decide(run, "carol", &[], "reject", "", 30);
+    let plan = plan_at(&run, at(31));
+    assert_eq!(succeeded(&plan), ("True", "Rejected", "Rejected by carol"));
+    assert_eq!(result(&plan, "decision"), "rejected");
+}
+
+#[test]
+fn the_deadline_with_on_timeout_fail_times_out() {
+    let run = approve(started(two_approver_gate()), "alice", 60);
+    let plan = plan_at(&run, at(86_400));
+    assert_eq!(
+        succeeded(&plan),
+        (
+            "False",
+            "CustomRunTimedOut",
+            "No decision within 24h0m0s (1 of 2 approvals)"
+        )
+    );
+    assert_eq!(result(&plan, "decision"), "timed-out");
+    assert_eq!(result(&plan, "approvedBy"), r#"["alice"]"#);
+    assert_eq!(result(&plan, "decidedAt"), "2026-11-23T10:00:00Z");
+    assert_eq!(
+        events(&plan),
+        [
+            (
+                Severity::Normal,
+                "DecisionRecorded",
+                "alice approved (1 of 2)"
+            ),
+            (
+                Severity::Warning,
+                "TimedOut",
+                "No decision within 24h0m0s (1 of 2 approvals)"
+            ),
+        ]
+    );
+    assert_eq!(plan.ending.unwrap().outcome, "timed_out");
+}
+
+#[test]
+fn the_deadline_with_on_timeout_approve_succeeds() {
+    let run = started(single_approver_gate(&[("onTimeout", "approve")]));
+    let plan = plan_at(&run, at(86_400 + 5));
+    assert_eq!(
+        succeeded(&plan),
+        (
+            "True",
+            "ApprovedOnTimeout",
+            "No decision within 24h0m0s (0 of 1 approvals): approved on timeout (onTimeout: approve)"
+        )
+    );
+    assert_eq!(result(&plan, "decision"), "approved");
+    assert_eq!(events(&plan)[0].1, "TimedOut");
+    assert_eq!(plan.ending.unwrap().outcome, "approved_on_timeout");
+}
+
+#[test]
+fn the_deadline_with_on_timeout_reject_is_a_rejection_both_ways() {
+    let fail = started(single_approver_gate(&[("onTimeout", "reject")]));
+    let plan = plan_at(&fail, at(86_400));
+    assert_eq!(
+        succeeded(&plan),
+        (
+            "False",
+            "RejectedOnTimeout",
+            "No decision within 24h0m0s (0 of 1 approvals): rejected on timeout (onTimeout: reject)"
+        )
+    );
+    assert_eq!(result(&plan, "decision"), "rejected");
+    let continuing = started(single_approver_gate(&[
+        ("onTimeout", "reject"),
+        ("onReject", "continue"),
+    ]));
+    let plan = plan_at(&continuing, at(86_400));
+    assert_eq!(succeeded(&plan).0, "True");
+    assert_eq!(succeeded(&plan).1, "RejectedOnTimeout");
+    assert_eq!(plan.ending.unwrap().outcome, "rejected_on_timeout");
+}
+
+#[test]
+fn cancellation_uses_tektons_reason_and_message() {
+    let mut run = approve(started(two_approver_gate()), "alice", 60);
+    run.spec.status = Some("RunCancelled".into());
+    run.spec.status_message =
+        Some("CustomRun cancelled as the PipelineRun it belongs to has been cancelled.".into());
+    let plan = plan_at(&run, at(90));
+    assert_eq!(
+        succeeded(&plan),
+        (
+            "False",
+            "CustomRunCancelled",
+            "CustomRun cancelled as the PipelineRun it belongs to has been cancelled."
+        )
+    );
+    assert_eq!(plan.status.start_time, Some(at(0)));
+    assert_eq!(plan.status.completion_time, Some(at(90)));
+    assert!(plan.events.is_empty());
+    assert_eq!(plan.ending.unwrap().outcome, "cancelled");
+}
+
+#[test]
+fn a_gate_cancelled_before_it_started_is_cancelled_with_a_default_message() {
+    let mut run = gate(json!([{"name": "minApproval", "value": "2"}]));
+    run.spec.status = Some("RunCancelled".into());
+    let plan = plan_at(&run, at(5));
+    assert_eq!(
+        succeeded(&plan),
+        ("False", "CustomRunCancelled", "CustomRun cancelled")
+    );
+    assert_eq!(plan.status.start_time, Some(at(5)));
+}
+
+#[test]
+fn invalid_params_fail_at_once_with_what_to_fix() {
+    let run = gate(json!([
+        {"name": "approvers", "value": ["alice"]},
+        {"name": "minApproval", "value": "2"},
+    ]));
+    let plan = plan_at(&run, at(0));
+    let message = "unknown param `minApproval`; did you mean `minApprovals`?";
+    assert_eq!(succeeded(&plan), ("False", "InvalidApproval", message));
+    assert_eq!(plan.status.start_time, Some(at(0)));
+    assert_eq!(plan.status.completion_time, Some(at(0)));
+    assert_eq!(
+        events(&plan),
+        [(Severity::Warning, "InvalidApproval", message)]
+    );
+    assert_eq!(plan.ending.unwrap().outcome, "invalid");
+}
+
+#[test]
+fn every_kind_of_invalid_input_fails_with_its_message() {
+    let cases: Vec<(CustomRun, &str)> = vec![
+        (
+            gate(json!([])),
+            "`approvers` is required: list user names or `group:<name>` entries, e.g. [\"alice\", \"group:release-managers\"]",
+        ),
+        (
+            gate(
+                json!([{"name": "approvers", "value": "alice"}, {"name": "minApprovals", "value": "2"}]),
+            ),
+            "`minApprovals` is 2 but only 1 user is listed (alice) and no group: the gate could never be approved; lower minApprovals or add approvers",
+        ),
+        (
+            gate(
+                json!([{"name": "approvers", "value": "alice"}, {"name": "minApprovals", "value": "0"}]),
+            ),
+            "`minApprovals` must be a whole number of at least 1, got `0`",
+        ),
+        (
+            gate(
+                json!([{"name": "approvers", "value": "alice"}, {"name": "onTimeout", "value": "later"}]),
+            ),
+            "`onTimeout` must be one of fail, reject, approve, got `later`",
+        ),
+        (
+            run_with(
+                json!({"customRef": {"apiVersion": "approval.tekton.dev/v2", "kind": "Approval"}}),
+            ),
+            "unsupported version `approval.tekton.dev/v2`: this controller serves approval.tekton.dev/v1alpha1 (kind Approval)",
+        ),
+        (
+            run_with(
+                json!({"customRef": {"apiVersion": "approval.tekton.dev/v1alpha1", "kind": "Approval", "name": "production"}}),
+            ),
+            "Approval production not found in namespace ci",
+        ),
+        (
+            run_with(
+                json!({"customSpec": {"apiVersion": "approval.tekton.dev/v1alpha1", "kind": "Approval",
+                                            "spec": {"approvers": ["alice"], "minAprovals": 1}}}),
+            ),
+            "unknown spec field `minAprovals`; did you mean `minApprovals`?",
+        ),
+    ];
+    for (run, message) in cases {
+        let plan = plan_at(&run, at(0));
+        assert_eq!(succeeded(&plan), ("False", "InvalidApproval", message));
+        assert_eq!(plan.events[0].reason, "InvalidApproval");
+    }
+}
+
+#[test]
+fn an_embedded_spec_gate_waits_like_an_inline_one() {
+    let run = run_with(json!({
+        "customSpec": {"apiVersion": "approval.tekton.dev/v1alpha1", "kind": "Approval",
+                       "spec": {"approvers": ["alice"], "timeout": "2h"}},
+    }));
+    let plan = plan_at(&run, at(0));
+    assert_eq!(
+        succeeded(&plan).2,
+        "Waiting for 1 more approval (0 of 1) from alice"
+    );
+    assert_eq!(plan.requeue_at, Some(at(7200)));
+}
+
+#[test]
+fn a_named_policy_is_frozen_when_the_gate_starts() {
+    let run = run_with(json!({
+        "customRef": {"apiVersion": "approval.tekton.dev/v1alpha1", "kind": "Approval", "name": "production"},
+        "params": [{"name": "message", "value": "Ship v2?"}],
+    }));
+    assert_eq!(policy_to_look_up(&run), Some("production"));
+    let policy = json!({"approvers": ["group:sre"], "minApprovals": 1, "timeout": "30m"});
+    let first = plan(&run, PolicyLookup::Found(&policy), at(0)).unwrap();
+    assert_eq!(
+        succeeded(&first).2,
+        "Waiting for 1 more approval (0 of 1) from group:sre: Ship v2?"
+    );
+    let run = apply(&run, &first);
+    assert_eq!(
+        policy_to_look_up(&run),
+        None,
+        "frozen: no lookup needed any more"
+    );
+    // The policy is deleted meanwhile: the running gate does not notice.
+    let later = plan(&run, PolicyLookup::NotNeeded, at(60)).unwrap();
+    assert_eq!(later.status, first.status);
+    let approved = plan_at(&decide(run, "bob", &["sre"], "approve", "", 90), at(91));
+    assert_eq!(
+        succeeded(&approved),
+        ("True", "Approved", "Approved by bob")
+    );
+}
+
+// ---- the ledger and the end ------------------------------------------------------------
+
+#[test]
+fn a_malformed_ledger_fails_closed_with_a_clear_reason() {
+    let mut run = started(two_approver_gate());
+    run.metadata
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert(
+            LEDGER_ANNOTATION.into(),
+            r#"[{"user":"mallory","decision":"approve"}]"#.into(),
+        );
+    let plan = plan_at(&run, at(10));
+    let (status, reason, message) = succeeded(&plan);
+    assert_eq!((status, reason), ("False", "InvalidApproval"));
+    assert!(
+        message.starts_with(
+            "the ledger annotation approval.tekton.dev/decisions is malformed (missing field `time`"
+        ),
+        "{message}"
+    );
+    assert!(message.ends_with("no decision in it can be trusted"));
+}
+
+#[test]
+fn an_ended_gate_is_never_rewritten() {
+    let run = approve(started(single_approver_gate(&[])), "alice", 10);
+    let ended = apply(&run, &plan_at(&run, at(11)));
+    let mut later = decide(ended.clone(), "carol", &[], "reject", "too late", 20);
+    later.spec.status = Some("RunCancelled".into());
+    let plan = plan_at(&later, at(86_400 * 2));
+    assert_eq!(Some(&plan.status), ended.status.as_ref());
+    assert!(plan.events.is_empty());
+    assert_eq!(plan.requeue_at, None);
+    assert_eq!(plan.ending, None);
+}
+
+#[test]
+fn replanning_an_applied_plan_changes_nothing_and_says_nothing() {
+    let states = [
+        started(two_approver_gate()),
+        approve(started(two_approver_gate()), "alice", 10),
+        approve(
+            approve(started(two_approver_gate()), "alice", 10),
+            "bob",
+            11,
+        ),
+        gate(json!([])),
+    ];
+    for run in states {
+        let first = plan_at(&run, at(30));
+        let again = plan_at(&apply(&run, &first), at(40));
+        assert_eq!(again.status, first.status);
+        assert!(again.events.is_empty(), "{:?}", again.events);
+        assert_eq!(again.ledger_cleanup, None);
+    }
+}
+
+#[test]
+fn the_plan_is_the_same_whether_or_not_the_controller_saw_earlier_states() {
+    // One controller reconciled after every decision; another (restarted) sees only the end.
+    let base = started(two_approver_gate());
+    let mut watched = base.clone();
+    for (user, groups, secs) in [
+        ("alice", &[][..], 10),
+        ("alice", &[][..], 20),
+        ("dave", &["release-managers"][..], 30),
+    ] {
+        watched = decide(watched, user, groups, "approve", "", secs);
+        watched = apply(&watched, &plan_at(&watched, at(secs + 1)));
+    }
+    let mut unseen = base;
+    for (user, groups, secs) in [
+        ("alice", &[][..], 10),
+        ("alice", &[][..], 20),
+        ("dave", &["release-managers"][..], 30),
+    ] {
+        unseen = decide(unseen, user, groups, "approve", "", secs);
+    }
+    let unseen_plan = plan_at(&unseen, at(31));
+    let mut expected = watched.status.clone().unwrap();
+    // Only the completion time (when the controller looked) may differ; here it is the same.
+    expected.completion_time = Some(at(31));
+    expected.conditions[0].last_transition_time = Some(at(31));
+    assert_eq!(unseen_plan.status, expected);
+    assert_eq!(
+        succeeded(&unseen_plan),
+        ("True", "Approved", "Approved by alice, dave")
+    );
+}
+
+#[test]
+fn an_unrecorded_input_annotation_means_the_webhook_is_missing() {
+    let mut run = started(single_approver_gate(&[]));
+    run.metadata
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert(APPROVE_ANNOTATION.into(), "ship it".into());
+    let plan = plan_at(&run, at(5));
+    assert_eq!(
+        succeeded(&plan),
+        (
+            "Unknown",
+            "AwaitingApproval",
+            "Waiting for 1 more approval (0 of 1) from alice, bob, carol (approval.tekton.dev/approve is on this CustomRun but was not recorded: the approval webhook is not installed or not reachable, and only decisions it records count)"
+        )
+    );
+}
+
+#[test]
+fn unreadable_attempt_data_fails_closed() {
+    let mut run = started(single_approver_gate(&[]));
+    run.status.as_mut().unwrap().extra_fields = Some(json!({"approvers": "nobody"}));
+    let plan = plan_at(&run, at(5));
+    assert_eq!(succeeded(&plan).1, "InvalidApproval");
+    assert!(
+        succeeded(&plan)
+            .2
+            .starts_with("status.extraFields of this gate is unreadable")
+    );
+}
+
+#[test]
+fn a_policy_edit_after_the_start_does_not_change_the_gate() {
+    let run = started(single_approver_gate(&[]));
+    let mut edited = run.clone();
+    edited.spec.params =
+        serde_json::from_value(json!([{"name": "approvers", "value": ["mallory"]}])).unwrap();
+    let plan = plan_at(&approve(edited, "mallory", 10), at(11));
+    assert_eq!(succeeded(&plan).1, "AwaitingApproval");
+    assert!(plan.events.is_empty());
+}
+
+// ---- retries ---------------------------------------------------------------------------
+
+fn retrying_gate(retries: u32) -> CustomRun {
+    let mut run = single_approver_gate(&[]);
+    run.spec.retries = retries;
+    started(run)
+}
+
+#[test]
+fn a_failed_attempt_with_retries_left_is_reopened_and_archived() {
+    let run = decide(
+        retrying_gate(1),
+        "carol",
+        &[],
+        "reject",
+        "fix the tests",
+        30,
+    );
+    let plan = plan_at(&run, at(40));
+    assert_eq!(
+        succeeded(&plan),
+        (
+            "Unknown",
+            "AwaitingApproval",
+            "Waiting for 1 more approval (0 of 1) from alice, bob, carol"
+        )
+    );
+    assert_eq!(plan.status.start_time, Some(at(40)));
+    assert_eq!(plan.status.completion_time, None);
+    assert!(plan.status.results.is_empty());
+    assert_eq!(plan.requeue_at, Some(at(40 + 86_400)));
+    let archived = &plan.status.retries_status;
+    assert_eq!(archived.len(), 1);
+    let first = &archived[0];
+    assert_eq!(first.succeeded().unwrap().status, "False");
+    assert_eq!(first.succeeded().unwrap().reason, "Rejected");
+    assert_eq!(first.start_time, Some(at(0)));
+    assert_eq!(first.completion_time, Some(at(40)));
+    assert!(
+        first
+            .results
+            .iter()
+            .any(|r| r.name == "decision" && r.value == "rejected")
+    );
+    let archived_attempt = Attempt::of(first).unwrap().unwrap();
+    assert_eq!(archived_attempt.decisions.len(), 1);
+    assert_eq!(archived_attempt.decisions[0].user, "carol");
+    assert_eq!(
+        plan.ledger_cleanup,
+        Some(LedgerCleanup {
+            expected: run.metadata.annotations.as_ref().unwrap()[LEDGER_ANNOTATION].clone(),
+            remaining: None
+        })
+    );
+    assert_eq!(
+        events(&plan),
+        [
+            (
+                Severity::Normal,
+                "DecisionRecorded",
+                "carol rejected: fix the tests"
+            ),
+            (
+                Severity::Warning,
+                "Rejected",
+                "Rejected by carol: fix the tests"
+            ),
+            (
+                Severity::Normal,
+                "AwaitingApproval",
+                "Reopened for attempt 2 of 2: Waiting for 1 more approval (0 of 1) from alice, bob, carol"
+            ),
+        ]
+    );
+    assert_eq!(plan.ending.unwrap().outcome, "rejected");
+}
+
+#[test]
+fn a_reopened_gate_can_then_be_approved() {
+    let run = decide(retrying_gate(1), "carol", &[], "reject", "", 30);
+    let reopened = apply(&run, &plan_at(&run, at(40)));
+    assert!(
+        !reopened
+            .metadata
+            .annotations
+            .as_ref()
+            .unwrap()
+            .contains_key(LEDGER_ANNOTATION)
+    );
+    let plan = plan_at(&approve(reopened, "alice", 50), at(51));
+    assert_eq!(succeeded(&plan), ("True", "Approved", "Approved by alice"));
+    assert_eq!(plan.status.retries_status.len(), 1);
+    assert_eq!(plan.status.start_time, Some(at(40)));
+}
+
+#[test]
+fn the_last_attempts_failure_fails_the_run() {
+    let run = decide(retrying_gate(1), "carol", &[], "reject", "", 30);
+    let reopened = apply(&run, &plan_at(&run, at(40)));
+    let plan = plan_at(&reopened, at(40 + 86_400));
+    assert_eq!(
+        succeeded(&plan),
+        (
+            "False",
+            "CustomRunTimedOut",
+            "No decision within 24h0m0s (0 of 1 approvals)"
+        )
+    );
+    assert_eq!(plan.status.retries_status.len(), 1);
+    assert_eq!(plan.status.completion_time, Some(at(40 + 86_400)));
+}
+
+#[test]
+fn a_timeout_with_retries_left_reopens_too() {
+    let plan = plan_at(&retrying_gate(2), at(86_400));
+    assert_eq!(succeeded(&plan).1, "AwaitingApproval");
+    assert_eq!(
+        plan.status.retries_status[0].succeeded().unwrap().reason,
+        "CustomRunTimedOut"
+    );
+    assert_eq!(plan.ledger_cleanup, None, "nothing to clear");
+}
+
+#[test]
+fn approvals_never_retry_and_invalid_gates_never_retry() {
+    let approved = plan_at(&approve(retrying_gate(3), "alice", 5), at(6));
+    assert_eq!(succeeded(&approved).1, "Approved");
+    assert!(approved.status.retries_status.is_empty());
+    let mut invalid = gate(json!([]));
+    invalid.spec.retries = 3;
+    assert_eq!(succeeded(&plan_at(&invalid, at(0))).0, "False");
+}
+
+#[test]
+fn records_of_an_archived_attempt_never_count_again_even_if_the_ledger_was_not_cleared() {
+    // The controller stopped after archiving attempt 1 but before clearing the ledger.
+    let run = decide(retrying_gate(1), "carol", &[], "reject", "", 30);
+    let plan = plan_at(&run, at(40));
+    let mut half_applied = run.clone();
+    half_applied.status = Some(plan.status.clone());
+    let next = plan_at(&half_applied, at(50));
+    assert_eq!(succeeded(&next).1, "AwaitingApproval");
+    assert!(next.events.is_empty());
+    assert_eq!(next.ledger_cleanup.as_ref().unwrap().remaining, None);
+    // A decision for attempt 2 made before the clean-up stays, the old ones go.
+    let with_new = approve(half_applied, "bob", 45);
+    let next = plan_at(&with_new, at(50));
+    assert_eq!(succeeded(&next), ("True", "Approved", "Approved by bob"));
+    let remaining = next.ledger_cleanup.unwrap().remaining.unwrap();
+    assert!(
+        remaining.contains("bob") && !remaining.contains("carol"),
+        "{remaining}"
+    );
+}

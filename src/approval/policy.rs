@@ -1,0 +1,125 @@
+//! A gate's policy: who may decide, how many must approve, and what the deadline means.
+//! It is frozen into `status.extraFields` when the gate starts; later evaluation reads only
+//! the frozen copy, so editing params or a named policy cannot change a running gate.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::eligibility::Approvers;
+use crate::api::time::{format_go_duration, parse_go_duration};
+
+/// Tekton's default when a run has no timeout: one hour.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// What the deadline means.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnTimeout {
+    /// Fail the run (`CustomRunTimedOut`).
+    #[default]
+    Fail,
+    /// Treat the deadline as a rejection (`RejectedOnTimeout`).
+    Reject,
+    /// Treat the deadline as an approval (`ApprovedOnTimeout`).
+    Approve,
+}
+
+/// What a rejection means for the run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnReject {
+    /// The run fails, and the pipeline with it.
+    #[default]
+    Fail,
+    /// The run succeeds with `decision=rejected`, so `when` expressions can branch.
+    Continue,
+}
+
+/// The settings a gate is evaluated with.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Policy {
+    /// Who may decide.
+    pub approvers: Approvers,
+    /// Distinct eligible users who must approve.
+    pub min_approvals: u32,
+    /// What approvers are asked.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// What the deadline means.
+    #[serde(default)]
+    pub on_timeout: OnTimeout,
+    /// What a rejection means.
+    #[serde(default)]
+    pub on_reject: OnReject,
+    /// From the start of an attempt to its deadline; zero means none.
+    #[serde(with = "go_duration")]
+    pub timeout: Duration,
+    /// The named `Approval` policy this was resolved from, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+}
+
+impl Policy {
+    /// `None` when the gate waits forever (`timeout: 0s`).
+    pub fn deadline_after(&self) -> Option<Duration> {
+        (!self.timeout.is_zero()).then_some(self.timeout)
+    }
+}
+
+mod go_duration {
+    use super::*;
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&format_go_duration(*duration))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        parse_go_duration(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::approval::eligibility::Approver;
+    use serde_json::json;
+
+    #[test]
+    fn a_policy_freezes_to_readable_json_and_back() {
+        let policy = Policy {
+            approvers: Approvers::new([
+                Approver::User("alice".into()),
+                Approver::Group("release-managers".into()),
+            ]),
+            min_approvals: 2,
+            message: "Release v1.2?".into(),
+            on_timeout: OnTimeout::Approve,
+            on_reject: OnReject::Continue,
+            timeout: Duration::from_secs(86_400),
+            policy: None,
+        };
+        let frozen = serde_json::to_value(&policy).unwrap();
+        assert_eq!(
+            frozen,
+            json!({"approvers": ["alice", "group:release-managers"], "minApprovals": 2,
+                   "message": "Release v1.2?", "onTimeout": "approve", "onReject": "continue",
+                   "timeout": "24h0m0s"})
+        );
+        assert_eq!(serde_json::from_value::<Policy>(frozen).unwrap(), policy);
+    }
+
+    #[test]
+    fn a_zero_timeout_has_no_deadline() {
+        let policy: Policy = serde_json::from_value(
+            json!({"approvers": ["alice"], "minApprovals": 1, "timeout": "0s"}),
+        )
+        .unwrap();
+        assert_eq!(policy.deadline_after(), None);
+        assert_eq!(policy.on_timeout, OnTimeout::Fail);
+        assert_eq!(policy.on_reject, OnReject::Fail);
+    }
+}
