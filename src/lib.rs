@@ -6,3 +6,13 @@
 pub mod api;
 /// The pure core: params, policy, ledger, outcome, plan.
 pub mod approval;
+/// The reconciler: watch, plan, apply.
+pub mod controller;
+/// Events on CustomRuns.
+pub mod events;
+/// Prometheus metrics.
+pub mod metrics;
+/// /healthz, /readyz, /metrics.
+pub mod probes;
+/// Logging.
+pub mod telemetry;

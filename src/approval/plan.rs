@@ -337,14 +337,13 @@ impl Planner<'_> {
                     ));
                 }
                 let status = self.waiting_status(start, message);
-                let plan = Plan {
+                Plan {
                     status,
                     events: std::mem::take(&mut self.events),
                     requeue_at: self.attempt.deadline,
                     ledger_cleanup: None,
                     ending: None,
-                };
-                plan
+                }
             }
             ended => self.end(start, &ended, &tally),
         }

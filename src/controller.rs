@@ -1,0 +1,312 @@
+//! The reconciler: watches CustomRuns, asks the pure core for a plan, and applies it (one
+//! status write, its events, a ledger clean-up after a retry). It keeps no state of its own:
+//! everything it needs is in the CustomRun, so a restart loses nothing.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use kube::api::{
+    Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
+};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, ResourceExt};
+use serde_json::{Value, json};
+use tracing::{debug, info, warn};
+
+use crate::api::CustomRun;
+use crate::approval::plan::{LedgerCleanup, Plan, has_ended, policy_to_look_up};
+use crate::approval::{KIND, LEDGER_ANNOTATION, PolicyLookup, classify, plan};
+use crate::events::EventPublisher;
+use crate::metrics::Metrics;
+
+/// How often a status write is re-planned after a conflict before the reconcile gives up
+/// (and is requeued): someone else is writing the same object in a tight loop.
+const MAX_CONFLICTS: usize = 5;
+
+/// What the reconciler needs.
+pub struct Context {
+    /// The API client.
+    pub client: Client,
+    /// Where events go.
+    pub events: EventPublisher,
+    /// Where numbers go.
+    pub metrics: Arc<Metrics>,
+    /// The time; a parameter so tests control it.
+    pub clock: fn() -> DateTime<Utc>,
+}
+
+/// Why a reconcile failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Reading a CustomRun or a policy failed.
+    #[error("reading {what}: {source}")]
+    Read {
+        /// What was read.
+        what: String,
+        /// The API error.
+        source: kube::Error,
+    },
+    /// The status write failed.
+    #[error("writing the status of {name}: {source}")]
+    WriteStatus {
+        /// The CustomRun.
+        name: String,
+        /// The API error.
+        source: kube::Error,
+    },
+    /// Writes kept conflicting.
+    #[error("the status of {0} changed under every write ({MAX_CONFLICTS} tries)")]
+    Conflicts(String),
+}
+
+impl Error {
+    /// A metrics label.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Error::Conflicts(_) => "conflict",
+            Error::Read { source, .. } | Error::WriteStatus { source, .. } => match source {
+                kube::Error::Api(status) if status.code == 403 || status.code == 401 => "forbidden",
+                kube::Error::Api(status) if status.code == 422 || status.code == 400 => "rejected",
+                kube::Error::Api(status) if status.code == 409 => "conflict",
+                kube::Error::Api(_) => "api",
+                _ => "transport",
+            },
+        }
+    }
+
+    /// Permanent errors need a person (RBAC, a webhook refusing us): retrying fast helps
+    /// nobody. Everything else is retried soon.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self.category(), "forbidden" | "rejected")
+    }
+}
+
+/// Reconciles one CustomRun.
+pub async fn reconcile(run: Arc<CustomRun>, ctx: Arc<Context>) -> Result<Action, Error> {
+    if classify(&run.spec).is_none() {
+        return Ok(Action::await_change());
+    }
+    let name = run.name_any();
+    let namespace = run.namespace().unwrap_or_default();
+    let api: Api<CustomRun> = Api::namespaced(ctx.client.clone(), &namespace);
+    let mut run = Arc::unwrap_or_clone(run);
+    for _ in 0..MAX_CONFLICTS {
+        let policy = look_up_policy(&ctx, &run).await?;
+        let now = (ctx.clock)();
+        let Some(plan) = plan(&run, policy.as_lookup(), now) else {
+            return Ok(Action::await_change());
+        };
+        let unchanged = run.status.as_ref().is_some_and(|s| *s == plan.status);
+        if !unchanged {
+            let mut desired = run.clone();
+            desired.status = Some(plan.status.clone());
+            match api
+                .replace_status(&name, &PostParams::default(), &desired)
+                .await
+            {
+                Ok(written) => {
+                    announce(&ctx, &written, &plan, now).await;
+                    run = written;
+                }
+                Err(kube::Error::Api(status)) if status.is_conflict() => {
+                    debug!(%namespace, %name, "status conflict; planning again from the latest version");
+                    run = api.get(&name).await.map_err(|source| Error::Read {
+                        what: format!("CustomRun {namespace}/{name}"),
+                        source,
+                    })?;
+                    continue;
+                }
+                Err(kube::Error::Api(status)) if status.is_not_found() => {
+                    return Ok(Action::await_change());
+                }
+                Err(source) => return Err(Error::WriteStatus { name, source }),
+            }
+        }
+        if let Some(cleanup) = &plan.ledger_cleanup {
+            clean_ledger(&api, &run, cleanup).await;
+        }
+        return Ok(match plan.requeue_at {
+            Some(at) => Action::requeue((at - now).to_std().unwrap_or(Duration::ZERO)),
+            None => Action::await_change(),
+        });
+    }
+    Err(Error::Conflicts(name))
+}
+
+/// Events and metrics, after the status they describe is stored.
+async fn announce(ctx: &Context, run: &CustomRun, plan: &Plan, now: DateTime<Utc>) {
+    for event in &plan.events {
+        // An event is information, not state: failing to publish one must not redo the
+        // status write (which would publish the others twice).
+        if let Err(e) = ctx.events.publish(run, event, now).await {
+            warn!(name = %run.name_any(), reason = event.reason, error = %e, "publishing event failed");
+            ctx.metrics.reconcile_error("event");
+        }
+    }
+    if let Some(ending) = &plan.ending {
+        info!(namespace = %run.namespace().unwrap_or_default(), name = %run.name_any(),
+              outcome = ending.outcome, "gate attempt ended");
+        ctx.metrics.ended(ending.outcome, ending.waited);
+    }
+}
+
+/// Removes records of archived attempts, only if the ledger is still what was planned from.
+async fn clean_ledger(api: &Api<CustomRun>, run: &CustomRun, cleanup: &LedgerCleanup) {
+    let path = format!(
+        "/metadata/annotations/{}",
+        LEDGER_ANNOTATION.replace('/', "~1")
+    );
+    let change = match &cleanup.remaining {
+        Some(value) => json!({"op": "replace", "path": path, "value": value}),
+        None => json!({"op": "remove", "path": path}),
+    };
+    let patch: json_patch::Patch = serde_json::from_value(json!([
+        {"op": "test", "path": path, "value": cleanup.expected},
+        change,
+    ]))
+    .expect("a well-formed JSON patch");
+    // A failed test means a decision arrived meanwhile: the watch brings it, and the next
+    // plan asks for the clean-up again. Archived records never count twice either way.
+    if let Err(e) = api
+        .patch(
+            &run.name_any(),
+            &PatchParams::default(),
+            &Patch::Json::<()>(patch),
+        )
+        .await
+    {
+        debug!(name = %run.name_any(), error = %e, "ledger clean-up deferred");
+    }
+}
+
+/// A named policy's spec, fetched when a gate still has to freeze it.
+enum FetchedPolicy {
+    NotNeeded,
+    Found(Value),
+    Missing,
+}
+
+impl FetchedPolicy {
+    fn as_lookup(&self) -> PolicyLookup<'_> {
+        match self {
+            Self::NotNeeded => PolicyLookup::NotNeeded,
+            Self::Found(spec) => PolicyLookup::Found(spec),
+            Self::Missing => PolicyLookup::Missing,
+        }
+    }
+}
+
+async fn look_up_policy(ctx: &Context, run: &CustomRun) -> Result<FetchedPolicy, Error> {
+    let Some(name) = policy_to_look_up(run) else {
+        return Ok(FetchedPolicy::NotNeeded);
+    };
+    let namespace = run.namespace().unwrap_or_default();
+    let resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk(crate::approval::GROUP, "v1alpha1", KIND),
+        "approvals",
+    );
+    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &namespace, &resource);
+    match api.get_opt(name).await {
+        Ok(Some(policy)) => Ok(FetchedPolicy::Found(
+            policy.data.get("spec").cloned().unwrap_or(Value::Null),
+        )),
+        Ok(None) => Ok(FetchedPolicy::Missing),
+        // Without the Approval CRD installed the API server answers 404 for the resource.
+        Err(kube::Error::Api(status)) if status.is_not_found() => Ok(FetchedPolicy::Missing),
+        Err(source) => Err(Error::Read {
+            what: format!("Approval {namespace}/{name}"),
+            source,
+        }),
+    }
+}
+
+/// Decides what to do after a failed reconcile.
+pub fn error_policy(run: Arc<CustomRun>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.reconcile_error(error.category());
+    warn!(namespace = %run.namespace().unwrap_or_default(), name = %run.name_any(),
+          category = error.category(), %error, "reconcile failed");
+    if error.is_permanent() {
+        Action::requeue(Duration::from_secs(300))
+    } else {
+        Action::requeue(Duration::from_secs(5))
+    }
+}
+
+/// Counts gates that are waiting, from the watch caches (no API call).
+pub fn count_waiting(stores: &[Store<CustomRun>]) -> usize {
+    stores
+        .iter()
+        .flat_map(|store| store.state())
+        .filter(|run| classify(&run.spec).is_some() && !run.status.as_ref().is_some_and(has_ended))
+        .count()
+}
+
+/// Where to watch.
+#[derive(Clone, Debug)]
+pub enum Scope {
+    /// Every namespace.
+    AllNamespaces,
+    /// Only these.
+    Namespaces(Vec<String>),
+}
+
+/// Runs the reconciler until `shutdown` resolves. `ready` turns true once every watch has
+/// delivered its first list.
+pub async fn run(
+    ctx: Arc<Context>,
+    scope: Scope,
+    ready: Arc<AtomicBool>,
+    stores_out: Arc<std::sync::Mutex<Vec<Store<CustomRun>>>>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + Clone + 'static,
+) {
+    let apis: Vec<Api<CustomRun>> = match &scope {
+        Scope::AllNamespaces => vec![Api::all(ctx.client.clone())],
+        Scope::Namespaces(list) => list
+            .iter()
+            .map(|ns| Api::namespaced(ctx.client.clone(), ns))
+            .collect(),
+    };
+    let mut controllers = Vec::new();
+    let mut stores = Vec::new();
+    for api in apis {
+        let (reader, writer) = reflector::store();
+        // managedFields are most of a CustomRun's size and we never read them.
+        let stream = watcher(api, watcher::Config::default().any_semantic())
+            .default_backoff()
+            .modify(|run: &mut CustomRun| run.managed_fields_mut().clear())
+            .reflect(writer)
+            .applied_objects();
+        stores.push(reader.clone());
+        let controller = Controller::for_stream(stream, reader)
+            .graceful_shutdown_on(shutdown.clone())
+            .run(reconcile, error_policy, ctx.clone())
+            .for_each(|result| async move {
+                if let Err(e) = result {
+                    debug!(error = %e, "controller stream");
+                }
+            });
+        controllers.push(controller);
+    }
+    stores_out
+        .lock()
+        .expect("not poisoned")
+        .extend(stores.iter().cloned());
+    let readiness = async move {
+        for store in &stores {
+            if store.wait_until_ready().await.is_err() {
+                return;
+            }
+        }
+        ready.store(true, Ordering::SeqCst);
+        info!("watch caches synced: ready");
+    };
+    tokio::join!(readiness, futures::future::join_all(controllers));
+}
+
+#[cfg(test)]
+mod tests;
