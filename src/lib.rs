@@ -16,3 +16,5 @@ pub mod metrics;
 pub mod probes;
 /// Logging.
 pub mod telemetry;
+/// The admission webhook: HTTPS, AdmissionReview, TLS reload.
+pub mod webhook;

@@ -2,27 +2,36 @@
 //! approval gates.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use anyhow::Context as _;
 use clap::Parser;
 use futures::FutureExt;
+use tekton_approval::approval::admission::Admission;
 use tekton_approval::controller::{self, Context, Scope};
 use tekton_approval::events::EventPublisher;
 use tekton_approval::metrics::Metrics;
 use tekton_approval::probes::{self, Probes};
 use tekton_approval::telemetry::{self, LogFormat};
+use tekton_approval::webhook::{self, ReloadingCert};
 
 /// Holds Tekton CustomRuns of kind Approval until approvers decide: no pod, no polling.
+/// The admission webhook records who decided; it runs in the same process or on its own.
 ///
 /// Examples:
-///   approval-controller                          # watch all namespaces
-///   approval-controller -n ci -n release         # only these namespaces
-///   approval-controller --log-format json
+///   approval-controller --tls-cert-file tls.crt --tls-key-file tls.key   # both parts
+///   approval-controller --components controller -n ci -n release         # reconciler only
+///   approval-controller --components webhook --tls-cert-file tls.crt --tls-key-file tls.key
 #[derive(Parser, Debug)]
 #[command(version, verbatim_doc_comment)]
 struct Args {
+    /// Which parts to run (comma-separated): the reconciler, the admission webhook, or both.
+    #[arg(long, env = "APPROVAL_COMPONENTS", value_enum, value_delimiter = ',',
+          default_values_t = [Component::Controller, Component::Webhook])]
+    components: Vec<Component>,
+
     /// Namespaces to watch (repeat or comma-separate); all namespaces when absent.
     #[arg(
         short,
@@ -40,49 +49,104 @@ struct Args {
     #[arg(long, env = "APPROVAL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
 
+    /// Address the admission webhook serves HTTPS on.
+    #[arg(long, env = "APPROVAL_WEBHOOK_ADDR", default_value = "0.0.0.0:8443")]
+    webhook_addr: SocketAddr,
+
+    /// The webhook's serving certificate (PEM); re-read when it changes.
+    #[arg(long, env = "APPROVAL_TLS_CERT_FILE")]
+    tls_cert_file: Option<PathBuf>,
+
+    /// The webhook's private key (PEM); re-read when it changes.
+    #[arg(long, env = "APPROVAL_TLS_KEY_FILE")]
+    tls_key_file: Option<PathBuf>,
+
+    /// The controller's own username: the only identity allowed to rewrite a gate's ledger.
+    #[arg(
+        long,
+        env = "APPROVAL_CONTROLLER_USERNAME",
+        default_value = "system:serviceaccount:tekton-approval:approval-controller"
+    )]
+    controller_username: String,
+
     /// A kubeconfig to use instead of KUBECONFIG / in-cluster configuration.
     #[arg(long, env = "APPROVAL_KUBECONFIG")]
-    kubeconfig: Option<std::path::PathBuf>,
+    kubeconfig: Option<PathBuf>,
 
     /// Tells replicas apart in events (defaults to the pod or host name).
     #[arg(long, env = "POD_NAME")]
     instance: Option<String>,
 }
 
+/// A part of the process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Component {
+    /// Reconciles gates.
+    Controller,
+    /// Records decisions (admission webhook).
+    Webhook,
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     telemetry::init(args.log_format);
-    let client = client(args.kubeconfig.as_deref()).await?;
-    let instance = args.instance.clone().unwrap_or_else(|| {
-        std::env::var("HOSTNAME").unwrap_or_else(|_| "approval-controller".into())
-    });
-    let metrics = Arc::new(Metrics::default());
-    let ready = Arc::new(AtomicBool::new(false));
-    let stores = Arc::default();
+    let runs = |c| args.components.contains(&c);
     let shutdown = shutdown_signal().shared();
-
-    let ctx = Arc::new(Context {
-        client: client.clone(),
-        events: EventPublisher::new(client, instance),
-        metrics: metrics.clone(),
-        clock: chrono::Utc::now,
-    });
-    let scope = if args.namespaces.is_empty() {
-        Scope::AllNamespaces
-    } else {
-        Scope::Namespaces(args.namespaces.clone())
-    };
-    tracing::info!(?scope, "starting approval controller");
+    let metrics = Arc::new(Metrics::default());
+    let ready = Arc::new(AtomicBool::new(!runs(Component::Controller)));
+    let stores = Arc::default();
     let probes = Probes {
         ready: ready.clone(),
-        metrics,
+        metrics: metrics.clone(),
         stores: Arc::clone(&stores),
     };
     let server = probes::serve(args.probe_addr, probes, shutdown.clone());
-    let reconciler = controller::run(ctx, scope, ready, stores, shutdown.clone());
-    let (served, ()) = tokio::join!(server, reconciler);
-    served.context("probe server")?;
+
+    let webhook = async {
+        if !runs(Component::Webhook) {
+            return Ok(());
+        }
+        let (Some(cert), Some(key)) = (&args.tls_cert_file, &args.tls_key_file) else {
+            anyhow::bail!("the webhook needs --tls-cert-file and --tls-key-file");
+        };
+        let cert = Arc::new(ReloadingCert::load(cert, key)?);
+        let admission = Arc::new(Admission {
+            controller_username: args.controller_username.clone(),
+        });
+        tracing::info!(controller_username = %args.controller_username, "starting admission webhook");
+        webhook::serve(args.webhook_addr, cert, admission, shutdown.clone()).await
+    };
+    let reconciler = async {
+        if !runs(Component::Controller) {
+            return Ok(());
+        }
+        let client = client(args.kubeconfig.as_deref()).await?;
+        let instance = args.instance.clone().unwrap_or_else(|| {
+            std::env::var("HOSTNAME").unwrap_or_else(|_| "approval-controller".into())
+        });
+        let ctx = Arc::new(Context {
+            client: client.clone(),
+            events: EventPublisher::new(client, instance),
+            metrics: metrics.clone(),
+            clock: chrono::Utc::now,
+        });
+        let scope = if args.namespaces.is_empty() {
+            Scope::AllNamespaces
+        } else {
+            Scope::Namespaces(args.namespaces.clone())
+        };
+        tracing::info!(?scope, "starting approval controller");
+        controller::run(ctx, scope, ready.clone(), stores.clone(), shutdown.clone()).await;
+        anyhow::Ok(())
+    };
+    // Whichever part fails first stops the process: a half-running gate keeper is worse
+    // than a restarted one.
+    tokio::try_join!(
+        async { server.await.context("probe server") },
+        async { webhook.await.context("admission webhook") },
+        async { reconciler.await.context("controller") },
+    )?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The pure core: a gate's settings, who may decide, the ledger, the outcome and the plan.
 //! No I/O, no clock reads, no async: state and time in, decisions out.
 
+pub mod admission;
 pub mod eligibility;
 pub mod gate;
 pub mod ledger;

@@ -1,0 +1,503 @@
+//! Every rule of the protocol's "Deciding" section, with the exact decision or message.
+
+use super::*;
+use crate::approval::PolicyLookup;
+use crate::approval::plan::plan;
+
+const CONTROLLER: &str = "system:serviceaccount:tekton-approval:approval-controller";
+
+fn now() -> DateTime<Utc> {
+    "2026-11-22T10:05:00.123456Z".parse().unwrap()
+}
+
+fn admission() -> Admission {
+    Admission {
+        controller_username: CONTROLLER.into(),
+    }
+}
+
+fn fresh_gate() -> CustomRun {
+    serde_json::from_value(json!({
+        "apiVersion": "tekton.dev/v1beta1",
+        "kind": "CustomRun",
+        "metadata": {"name": "release-approve", "namespace": "ci", "annotations": {"team": "payments"}},
+        "spec": {
+            "customRef": {"apiVersion": "approval.tekton.dev/v1alpha1", "kind": "Approval"},
+            "params": [
+                {"name": "approvers", "value": ["alice", "group:release-managers"]},
+                {"name": "minApprovals", "value": "2"}
+            ],
+            "timeout": "1h0m0s"
+        }
+    }))
+    .unwrap()
+}
+
+/// A gate the controller started at 10:00.
+fn waiting_gate() -> CustomRun {
+    let mut run = fresh_gate();
+    let started = plan(
+        &run,
+        PolicyLookup::NotNeeded,
+        "2026-11-22T10:00:00Z".parse().unwrap(),
+    )
+    .unwrap();
+    run.status = Some(started.status);
+    run
+}
+
+fn with_annotation(run: &CustomRun, key: &str, value: &str) -> CustomRun {
+    let mut next = run.clone();
+    next.metadata
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert(key.into(), value.into());
+    next
+}
+
+fn user<'a>(username: &'a str, groups: &'a [String]) -> Requester<'a> {
+    Requester { username, groups }
+}
+
+fn update(old: &CustomRun, new: &CustomRun, requester: Requester<'_>) -> Result<Mutation, Denial> {
+    admission().admit(Operation::Update, Some(old), new, requester, now())
+}
+
+fn denial(result: Result<Mutation, Denial>) -> String {
+    result.expect_err("a denial").0
+}
+
+fn recorded_ledger(mutation: &Mutation) -> Vec<Record> {
+    let Mutation::Patch { operations, .. } = mutation else {
+        panic!("expected a patch, got {mutation:?}")
+    };
+    let add = operations
+        .iter()
+        .find(|op| op["op"] == "add")
+        .expect("a ledger write");
+    Ledger::parse(add["value"].as_str())
+        .unwrap()
+        .records()
+        .to_vec()
+}
+
+#[test]
+fn an_approvers_annotation_becomes_a_ledger_record_with_their_identity() {
+    let old = waiting_gate();
+    let new = with_annotation(&old, APPROVE_ANNOTATION, " ship it ");
+    let mutation = update(&old, &new, user("alice", &[])).unwrap();
+    let record = Record {
+        user: "alice".into(),
+        groups: vec![],
+        decision: Decision::Approve,
+        comment: "ship it".into(),
+        time: "2026-11-22T10:05:00.123Z".parse().unwrap(),
+    };
+    assert_eq!(
+        mutation,
+        Mutation::Patch {
+            operations: vec![
+                json!({"op": "remove", "path": "/metadata/annotations/approval.tekton.dev~1approve"}),
+                json!({"op": "add", "path": "/metadata/annotations/approval.tekton.dev~1decisions",
+                       "value": r#"[{"user":"alice","decision":"approve","comment":"ship it","time":"2026-11-22T10:05:00.123Z"}]"#}),
+            ],
+            recorded: Some(record),
+        }
+    );
+}
+
+#[test]
+fn a_group_member_is_recorded_with_the_group_that_made_them_eligible() {
+    let old = waiting_gate();
+    let new = with_annotation(&old, REJECT_ANNOTATION, "not during the freeze");
+    let groups = vec![
+        "system:authenticated".to_string(),
+        "release-managers".to_string(),
+    ];
+    let ledger = recorded_ledger(&update(&old, &new, user("bob", &groups)).unwrap());
+    assert_eq!(ledger.len(), 1);
+    assert_eq!(ledger[0].user, "bob");
+    assert_eq!(ledger[0].groups, ["release-managers"]);
+    assert_eq!(ledger[0].decision, Decision::Reject);
+    assert_eq!(ledger[0].comment, "not during the freeze");
+}
+
+#[test]
+fn a_new_record_is_appended_after_earlier_ones() {
+    let old = waiting_gate();
+    let first = with_annotation(&old, APPROVE_ANNOTATION, "");
+    let Mutation::Patch { operations, .. } = update(&old, &first, user("alice", &[])).unwrap()
+    else {
+        panic!()
+    };
+    let ledger_text = operations[1]["value"].as_str().unwrap();
+    let after_alice = with_annotation(&old, LEDGER_ANNOTATION, ledger_text);
+    let second = with_annotation(&after_alice, APPROVE_ANNOTATION, "lgtm");
+    let groups = vec!["release-managers".to_string()];
+    let ledger = recorded_ledger(&update(&after_alice, &second, user("bob", &groups)).unwrap());
+    assert_eq!(
+        ledger.iter().map(|r| r.user.as_str()).collect::<Vec<_>>(),
+        ["alice", "bob"]
+    );
+}
+
+#[test]
+fn a_non_approver_is_denied_with_the_gates_approvers() {
+    let old = waiting_gate();
+    let new = with_annotation(&old, APPROVE_ANNOTATION, "trust me");
+    let groups = vec!["qa".to_string(), "system:authenticated".to_string()];
+    assert_eq!(
+        denial(update(&old, &new, user("mallory", &groups))),
+        "mallory may not decide gate ci/release-approve: its approvers are alice, \
+         group:release-managers. Ask one of them to approve; being able to annotate is not being an approver"
+    );
+    let new = with_annotation(&old, REJECT_ANNOTATION, "");
+    assert!(
+        denial(update(&old, &new, user("mallory", &groups))).contains("Ask one of them to reject")
+    );
+}
+
+#[test]
+fn the_identity_is_never_taken_from_the_annotation() {
+    let old = waiting_gate();
+    let new = with_annotation(&old, APPROVE_ANNOTATION, r#"{"user":"alice"}"#);
+    assert!(update(&old, &new, user("mallory", &[])).is_err());
+    let ledger = recorded_ledger(&update(&old, &new, user("alice", &[])).unwrap());
+    assert_eq!(ledger[0].user, "alice");
+    assert_eq!(ledger[0].comment, r#"{"user":"alice"}"#);
+}
+
+#[test]
+fn a_decision_on_an_ended_gate_is_denied_with_who_ended_it() {
+    let mut old = waiting_gate();
+    let ended: crate::api::CustomRunStatus = serde_json::from_value(json!({
+        "conditions": [{"type": "Succeeded", "status": "True", "reason": "Approved", "message": "Approved by alice, bob"}],
+        "startTime": "2026-11-22T10:00:00Z",
+        "completionTime": "2026-11-22T10:02:00Z",
+        "results": [{"name": "approvedBy", "value": "[\"alice\",\"bob\"]"}]
+    }))
+    .unwrap();
+    old.status = Some(ended);
+    let new = with_annotation(&old, REJECT_ANNOTATION, "wait");
+    assert_eq!(
+        denial(update(&old, &new, user("alice", &[]))),
+        "gate ci/release-approve was approved at 2026-11-22T10:02:00Z by alice, bob: no decision can be recorded any more"
+    );
+}
+
+#[test]
+fn every_kind_of_end_explains_itself() {
+    let cases = [
+        (
+            "False",
+            "Rejected",
+            r#"[{"name": "rejectedBy", "value": "[\"carol\"]"}]"#,
+            "was rejected at 2026-11-22T10:02:00Z by carol",
+        ),
+        (
+            "False",
+            "CustomRunTimedOut",
+            "[]",
+            "timed out at 2026-11-22T10:02:00Z (CustomRunTimedOut)",
+        ),
+        (
+            "False",
+            "CustomRunCancelled",
+            "[]",
+            "was cancelled at 2026-11-22T10:02:00Z",
+        ),
+        (
+            "False",
+            "InvalidApproval",
+            "[]",
+            "ended at 2026-11-22T10:02:00Z (InvalidApproval: bad)",
+        ),
+    ];
+    for (status, reason, results, expected) in cases {
+        let mut old = waiting_gate();
+        old.status = Some(
+            serde_json::from_value(json!({
+                "conditions": [{"type": "Succeeded", "status": status, "reason": reason, "message": "bad"}],
+                "completionTime": "2026-11-22T10:02:00Z",
+                "results": serde_json::from_str::<Value>(results).unwrap(),
+            }))
+            .unwrap(),
+        );
+        let new = with_annotation(&old, APPROVE_ANNOTATION, "");
+        assert_eq!(
+            denial(update(&old, &new, user("alice", &[]))),
+            format!("gate ci/release-approve {expected}: no decision can be recorded any more")
+        );
+    }
+}
+
+#[test]
+fn a_decision_after_the_ledger_decided_or_the_deadline_passed_is_denied() {
+    let old = waiting_gate();
+    let rejected = with_annotation(
+        &old,
+        LEDGER_ANNOTATION,
+        r#"[{"user":"alice","decision":"reject","time":"2026-11-22T10:01:00Z"}]"#,
+    );
+    let new = with_annotation(&rejected, APPROVE_ANNOTATION, "");
+    assert_eq!(
+        denial(update(
+            &rejected,
+            &new,
+            user("bob", &["release-managers".into()])
+        )),
+        "gate ci/release-approve is already rejected by alice: the decision is being recorded"
+    );
+    let late = admission().admit(
+        Operation::Update,
+        Some(&old),
+        &with_annotation(&old, APPROVE_ANNOTATION, ""),
+        user("alice", &[]),
+        "2026-11-22T11:00:01Z".parse().unwrap(),
+    );
+    assert_eq!(
+        denial(late),
+        "gate ci/release-approve timed out at 2026-11-22T11:00:00Z: no decision can be recorded"
+    );
+}
+
+#[test]
+fn a_decision_on_a_gate_not_yet_started_or_cancelled_is_denied() {
+    let old = fresh_gate();
+    let new = with_annotation(&old, APPROVE_ANNOTATION, "");
+    assert!(
+        denial(update(&old, &new, user("alice", &[])))
+            .starts_with("gate ci/release-approve has not started waiting yet")
+    );
+    let mut cancelled = waiting_gate();
+    cancelled.spec.status = Some("RunCancelled".into());
+    let new = with_annotation(&cancelled, APPROVE_ANNOTATION, "");
+    assert_eq!(
+        denial(update(&cancelled, &new, user("alice", &[]))),
+        "gate ci/release-approve was cancelled: there is nothing to decide"
+    );
+}
+
+#[test]
+fn approving_and_rejecting_at_once_is_denied() {
+    let old = waiting_gate();
+    let new = with_annotation(
+        &with_annotation(&old, APPROVE_ANNOTATION, ""),
+        REJECT_ANNOTATION,
+        "",
+    );
+    assert_eq!(
+        denial(update(&old, &new, user("alice", &[]))),
+        "set either approval.tekton.dev/approve or approval.tekton.dev/reject on gate ci/release-approve, not both"
+    );
+}
+
+#[test]
+fn a_forged_ledger_is_denied_to_anyone_but_the_controller() {
+    let old = waiting_gate();
+    let forged = with_annotation(
+        &old,
+        LEDGER_ANNOTATION,
+        r#"[{"user":"alice","decision":"approve","time":"2026-11-22T10:01:00Z"}]"#,
+    );
+    let message = "approval.tekton.dev/decisions of gate ci/release-approve is written only by the approval \
+                   webhook: to decide, annotate approval.tekton.dev/approve or approval.tekton.dev/reject instead";
+    assert_eq!(denial(update(&old, &forged, user("mallory", &[]))), message);
+    // Even an approver may not write it directly: the record would not be the webhook's.
+    assert_eq!(denial(update(&old, &forged, user("alice", &[]))), message);
+    let mut removed = forged.clone();
+    removed
+        .metadata
+        .annotations
+        .as_mut()
+        .unwrap()
+        .remove(LEDGER_ANNOTATION);
+    assert_eq!(
+        denial(update(&forged, &removed, user("mallory", &[]))),
+        message
+    );
+    assert_eq!(
+        update(&forged, &removed, user(CONTROLLER, &[])),
+        Ok(Mutation::Unchanged)
+    );
+}
+
+#[test]
+fn a_ledger_on_create_is_denied_unless_the_controller_creates_it() {
+    let forged = with_annotation(&fresh_gate(), LEDGER_ANNOTATION, "[]");
+    let create = |requester| admission().admit(Operation::Create, None, &forged, requester, now());
+    assert_eq!(
+        denial(create(user(
+            "system:serviceaccount:tekton-pipelines:tekton-pipelines-controller",
+            &[]
+        ))),
+        "approval.tekton.dev/decisions cannot be set when gate ci/release-approve is created: it is written only by the approval webhook when approvers decide"
+    );
+    assert_eq!(create(user(CONTROLLER, &[])), Ok(Mutation::Unchanged));
+}
+
+#[test]
+fn an_input_annotation_on_create_is_denied_with_what_to_do() {
+    let new = with_annotation(&fresh_gate(), APPROVE_ANNOTATION, "pre-approved");
+    let result = admission().admit(Operation::Create, None, &new, user("alice", &[]), now());
+    assert_eq!(
+        denial(result),
+        "approval.tekton.dev/approve cannot be set when gate ci/release-approve is created: decide once the gate is waiting, with kubectl annotate customrun ... approval.tekton.dev/approve=\"comment\""
+    );
+    assert_eq!(
+        admission().admit(
+            Operation::Create,
+            None,
+            &fresh_gate(),
+            user("tekton", &[]),
+            now()
+        ),
+        Ok(Mutation::Unchanged)
+    );
+}
+
+#[test]
+fn the_spec_of_a_gate_is_immutable_except_for_cancellation() {
+    let old = waiting_gate();
+    let mut widened = old.clone();
+    widened.spec.params[0].value = crate::api::ParamValue::Array(vec!["mallory".into()]);
+    assert_eq!(
+        denial(update(&old, &widened, user("alice", &[]))),
+        "the spec of gate ci/release-approve cannot change after it is created (only Tekton's cancellation \
+         fields spec.status and spec.statusMessage may): start a new PipelineRun instead"
+    );
+    let mut escaped = old.clone();
+    escaped.spec.custom_ref.as_mut().unwrap().api_version = "example.dev/v1".into();
+    assert!(
+        update(&old, &escaped, user("mallory", &[])).is_err(),
+        "cannot stop being a gate"
+    );
+    let mut cancelled = old.clone();
+    cancelled.spec.status = Some("RunCancelled".into());
+    cancelled.spec.status_message = Some("PipelineRun cancelled".into());
+    let tekton = "system:serviceaccount:tekton-pipelines:tekton-pipelines-controller";
+    assert_eq!(
+        update(&old, &cancelled, user(tekton, &[])),
+        Ok(Mutation::Unchanged)
+    );
+}
+
+#[test]
+fn stale_input_annotations_are_dropped_not_recorded() {
+    // Set while the webhook was not installed; now Tekton cancels the run.
+    let old = with_annotation(&waiting_gate(), APPROVE_ANNOTATION, "ship it");
+    let mut new = old.clone();
+    new.spec.status = Some("RunCancelled".into());
+    let tekton = "system:serviceaccount:tekton-pipelines:tekton-pipelines-controller";
+    assert_eq!(
+        update(&old, &new, user(tekton, &[])),
+        Ok(Mutation::Patch {
+            operations: vec![
+                json!({"op": "remove", "path": "/metadata/annotations/approval.tekton.dev~1approve"})
+            ],
+            recorded: None
+        })
+    );
+}
+
+#[test]
+fn other_changes_to_a_gate_pass_unchanged() {
+    let old = waiting_gate();
+    let new = with_annotation(&old, "team", "checkout");
+    assert_eq!(
+        update(&old, &new, user("mallory", &[])),
+        Ok(Mutation::Unchanged)
+    );
+}
+
+#[test]
+fn customruns_of_other_tasks_are_never_judged() {
+    let mut other = fresh_gate();
+    other.spec.custom_ref.as_mut().unwrap().api_version = "example.dev/v1".into();
+    let new = with_annotation(&other, LEDGER_ANNOTATION, "anything");
+    assert_eq!(
+        update(&other, &new, user("mallory", &[])),
+        Ok(Mutation::Unchanged)
+    );
+}
+
+#[test]
+fn a_malformed_ledger_takes_no_more_decisions() {
+    let old = with_annotation(&waiting_gate(), LEDGER_ANNOTATION, "{broken");
+    let new = with_annotation(&old, APPROVE_ANNOTATION, "");
+    assert!(
+        denial(update(&old, &new, user("alice", &[])))
+            .starts_with("gate ci/release-approve cannot take decisions: the ledger annotation approval.tekton.dev/decisions is malformed")
+    );
+}
+
+mod properties {
+    use super::*;
+    use proptest::collection::{btree_map, vec};
+    use proptest::prelude::*;
+
+    fn annotation_key() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(APPROVE_ANNOTATION.to_string()),
+            Just(REJECT_ANNOTATION.to_string()),
+            Just(LEDGER_ANNOTATION.to_string()),
+            Just("approval.tekton.dev/other".to_string()),
+            "[a-z./-]{1,20}",
+        ]
+    }
+
+    fn ledger_text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            ".*",
+            Just("[]".to_string()),
+            vec(("[a-z]{1,6}", prop::bool::ANY, 0u32..120), 0..4).prop_map(|records| {
+                let records: Vec<Value> = records
+                    .into_iter()
+                    .map(|(user, approve, minute)| json!({
+                        "user": user,
+                        "decision": if approve { "approve" } else { "reject" },
+                        "time": (chrono::DateTime::<Utc>::from_timestamp(1_795_341_600, 0).unwrap()
+                            + chrono::Duration::minutes(minute.into())).to_rfc3339(),
+                    }))
+                    .collect();
+                Value::Array(records).to_string()
+            }),
+        ]
+    }
+
+    fn annotations() -> impl Strategy<Value = std::collections::BTreeMap<String, String>> {
+        btree_map(annotation_key(), ledger_text(), 0..5)
+    }
+
+    proptest! {
+        #[test]
+        fn admit_never_panics_and_records_only_the_requester(
+            old_annotations in annotations(),
+            new_annotations in annotations(),
+            username in prop_oneof![Just("alice".to_string()), Just("mallory".to_string()), Just(CONTROLLER.to_string()), "[a-z:]{0,12}"],
+            groups in vec(prop_oneof![Just("release-managers".to_string()), "[a-z]{1,8}"], 0..3),
+            started in prop::bool::ANY,
+        ) {
+            let mut old = if started { waiting_gate() } else { fresh_gate() };
+            old.metadata.annotations = Some(old_annotations);
+            let mut new = old.clone();
+            new.metadata.annotations = Some(new_annotations);
+            let requester = Requester { username: &username, groups: &groups };
+            for operation in [Operation::Create, Operation::Update] {
+                let old = (operation == Operation::Update).then_some(&old);
+                if let Ok(Mutation::Patch { operations, recorded }) =
+                    admission().admit(operation, old, &new, requester, now())
+                {
+                    if let Some(record) = recorded {
+                        prop_assert_eq!(&record.user, &username);
+                    }
+                    for op in operations.iter().filter(|op| op["op"] == "add") {
+                        let ledger = Ledger::parse(op["value"].as_str()).unwrap();
+                        let last = ledger.records().last().unwrap();
+                        prop_assert_eq!(&last.user, &username);
+                    }
+                }
+            }
+        }
+    }
+}

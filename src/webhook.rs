@@ -1,0 +1,298 @@
+//! The admission webhook's HTTPS server: AdmissionReview v1 in, [`Admission::admit`] on it,
+//! AdmissionReview with a JSON patch or a denial out.
+//!
+//! TLS comes from certificate and key files, re-read when they change (cert-manager and
+//! Secret volumes rotate them in place). Requests are bounded in size and time; a request
+//! that cannot be read is answered with an error, never a panic, and never allowed.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use kube::core::DynamicObject;
+use kube::core::admission::{AdmissionRequest, AdmissionReview, Operation as KubeOperation};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tracing::{debug, info, warn};
+
+use crate::api::CustomRun;
+use crate::approval::admission::{Admission, Mutation, Operation, Requester};
+
+/// The path the API server posts reviews to.
+pub const ADMIT_PATH: &str = "/admit";
+/// Two objects of at most ~1.5 MiB each, plus the envelope.
+const MAX_REVIEW_BYTES: usize = 4 * 1024 * 1024;
+/// The API server's own timeout for us is shorter; this only stops stuck clients.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+const CERT_CHECK_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Why a review could not be answered normally.
+#[derive(Debug, thiserror::Error)]
+pub enum ReviewError {
+    /// The body is not an AdmissionReview with a request.
+    #[error("malformed AdmissionReview: {0}")]
+    Malformed(String),
+}
+
+/// Answers one AdmissionReview body. Requests for objects that are not CustomRuns, or
+/// that cannot be read as one, are denied: we fail closed.
+pub fn review(
+    admission: &Admission,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Result<Value, ReviewError> {
+    let review: AdmissionReview<DynamicObject> =
+        serde_json::from_slice(body).map_err(|e| ReviewError::Malformed(e.to_string()))?;
+    let request: AdmissionRequest<DynamicObject> = review
+        .try_into()
+        .map_err(|_| ReviewError::Malformed("no request in the review".into()))?;
+    let namespace = request.namespace.as_deref().unwrap_or_default();
+    let response = match judge(admission, &request, now) {
+        Ok(Mutation::Unchanged) => json!({"uid": request.uid, "allowed": true}),
+        Ok(Mutation::Patch {
+            operations,
+            recorded,
+        }) => {
+            if let Some(record) = &recorded {
+                info!(namespace, name = %request.name, user = %record.user,
+                      decision = ?record.decision, "decision recorded");
+            }
+            let patch = serde_json::to_vec(&operations).expect("JSON values serialise");
+            json!({
+                "uid": request.uid,
+                "allowed": true,
+                "patchType": "JSONPatch",
+                // Go's []byte: base64 in JSON.
+                "patch": base64::engine::general_purpose::STANDARD.encode(patch),
+            })
+        }
+        Err(denial) => {
+            info!(namespace, name = %request.name,
+                  user = request.user_info.username.as_deref().unwrap_or_default(), %denial, "write denied");
+            json!({
+                "uid": request.uid,
+                "allowed": false,
+                "status": {"code": 403, "reason": "Forbidden", "message": denial.to_string()},
+            })
+        }
+    };
+    Ok(
+        json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}),
+    )
+}
+
+fn judge(
+    admission: &Admission,
+    request: &AdmissionRequest<DynamicObject>,
+    now: DateTime<Utc>,
+) -> Result<Mutation, crate::approval::admission::Denial> {
+    use crate::approval::admission::Denial;
+    let operation = match request.operation {
+        KubeOperation::Create => Operation::Create,
+        KubeOperation::Update => Operation::Update,
+        // Deletes and connects are not registered; if they come anyway they are no decision.
+        _ => return Ok(Mutation::Unchanged),
+    };
+    let read = |object: &Option<DynamicObject>| -> Result<Option<CustomRun>, Denial> {
+        object
+            .as_ref()
+            .map(|o| {
+                serde_json::to_value(o)
+                    .and_then(serde_json::from_value)
+                    .map_err(|e| {
+                        Denial(format!(
+                            "the approval webhook cannot read this CustomRun: {e}"
+                        ))
+                    })
+            })
+            .transpose()
+    };
+    let new = read(&request.object)?.ok_or_else(|| Denial("the review has no object".into()))?;
+    let old = read(&request.old_object)?;
+    let username = request.user_info.username.as_deref().unwrap_or_default();
+    if username.is_empty() {
+        return Err(Denial("the request has no authenticated user".into()));
+    }
+    let groups = request.user_info.groups.clone().unwrap_or_default();
+    admission.admit(
+        operation,
+        old.as_ref(),
+        &new,
+        Requester {
+            username,
+            groups: &groups,
+        },
+        now,
+    )
+}
+
+/// The router (no TLS): POST [`ADMIT_PATH`].
+pub fn router(admission: Arc<Admission>) -> Router {
+    Router::new()
+        .route(ADMIT_PATH, post(admit))
+        .layer(DefaultBodyLimit::max(MAX_REVIEW_BYTES))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .with_state(admission)
+}
+
+async fn admit(State(admission): State<Arc<Admission>>, body: Bytes) -> Response {
+    match review(&admission, &body, Utc::now()) {
+        Ok(review) => axum::Json(review).into_response(),
+        Err(e) => {
+            warn!(error = %e, "unreadable admission request");
+            (StatusCode::BAD_REQUEST, e.to_string()).into_response()
+        }
+    }
+}
+
+/// The serving certificate, swapped in place when its files change.
+#[derive(Debug)]
+pub struct ReloadingCert {
+    cert_file: PathBuf,
+    key_file: PathBuf,
+    current: RwLock<(Arc<CertifiedKey>, Option<SystemTime>)>,
+}
+
+impl ReloadingCert {
+    /// Loads the files once; fails if they cannot be used.
+    pub fn load(cert_file: &Path, key_file: &Path) -> anyhow::Result<Self> {
+        let key = load_certified_key(cert_file, key_file)?;
+        Ok(Self {
+            cert_file: cert_file.to_path_buf(),
+            key_file: key_file.to_path_buf(),
+            current: RwLock::new((Arc::new(key), modified(cert_file, key_file))),
+        })
+    }
+
+    /// Re-reads the files if they changed. A broken new pair is logged and the old one kept.
+    pub fn refresh(&self) -> bool {
+        let stamp = modified(&self.cert_file, &self.key_file);
+        if stamp == self.current.read().expect("not poisoned").1 {
+            return false;
+        }
+        match load_certified_key(&self.cert_file, &self.key_file) {
+            Ok(key) => {
+                *self.current.write().expect("not poisoned") = (Arc::new(key), stamp);
+                info!(cert = %self.cert_file.display(), "serving certificate reloaded");
+                true
+            }
+            Err(e) => {
+                warn!(error = %e, "new serving certificate unusable; keeping the old one");
+                false
+            }
+        }
+    }
+}
+
+impl ResolvesServerCert for ReloadingCert {
+    fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current.read().expect("not poisoned").0.clone())
+    }
+}
+
+fn modified(cert_file: &Path, key_file: &Path) -> Option<SystemTime> {
+    let cert = std::fs::metadata(cert_file)
+        .and_then(|m| m.modified())
+        .ok()?;
+    let key = std::fs::metadata(key_file)
+        .and_then(|m| m.modified())
+        .ok()?;
+    Some(cert.max(key))
+}
+
+fn load_certified_key(cert_file: &Path, key_file: &Path) -> anyhow::Result<CertifiedKey> {
+    use anyhow::Context as _;
+    let certs = CertificateDer::pem_file_iter(cert_file)
+        .with_context(|| format!("reading certificate {}", cert_file.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("parsing certificate {}", cert_file.display()))?;
+    anyhow::ensure!(
+        !certs.is_empty(),
+        "no certificate in {}",
+        cert_file.display()
+    );
+    let key = PrivateKeyDer::from_pem_file(key_file)
+        .with_context(|| format!("reading private key {}", key_file.display()))?;
+    let signing_key = rustls::crypto::ring::sign::any_supported_type(&key)
+        .with_context(|| format!("unsupported private key in {}", key_file.display()))?;
+    Ok(CertifiedKey::new(certs, signing_key))
+}
+
+/// Serves the webhook over TLS until `shutdown` resolves.
+pub async fn serve(
+    addr: SocketAddr,
+    cert: Arc<ReloadingCert>,
+    admission: Arc<Admission>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_cert_resolver(cert.clone());
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let acceptor = TlsAcceptor::from(Arc::new(tls));
+    let listener = TcpListener::bind(addr).await?;
+    info!(%addr, path = ADMIT_PATH, "serving the admission webhook");
+    let service = TowerToHyperService::new(router(admission));
+    let reload = tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(CERT_CHECK_INTERVAL);
+        loop {
+            ticks.tick().await;
+            cert.refresh();
+        }
+    });
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => { warn!(error = %e, "accept failed"); continue; }
+            },
+            () = &mut shutdown => break,
+        };
+        let acceptor = acceptor.clone();
+        let service = service.clone();
+        tokio::spawn(async move {
+            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => return debug!(%peer, error = %e, "TLS handshake failed"),
+                Err(_) => return debug!(%peer, "TLS handshake timed out"),
+            };
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(REQUEST_TIMEOUT);
+            if let Err(e) = builder.serve_connection(TokioIo::new(tls), service).await {
+                debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    reload.abort();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
