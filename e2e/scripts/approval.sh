@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Runs our approval-controller on the local control plane, as two processes: the reconciler
+# (with the controller's own identity and the RBAC of config/) and the admission webhook
+# (registered with the API server by URL, with its CA bundle).
+#
+#   approval.sh start            install RBAC + webhook registration, start both (idempotent)
+#   approval.sh stop             stop both
+#   approval.sh kill controller  SIGKILL one of them (controller | webhook)
+#   approval.sh start controller start one of them
+#
+# APPROVAL_BIN chooses the binary (default: target/debug/approval-controller).
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+BIN="${APPROVAL_BIN:-$REPO_DIR/target/debug/approval-controller}"
+PKI="$APPROVAL_STATE/pki"
+CONTROLLER_USERNAME=system:serviceaccount:tekton-approval:approval-controller
+
+install() {
+  kubectl_admin apply -f "$REPO_DIR/config/100-namespace.yaml" -f "$REPO_DIR/config/200-serviceaccount.yaml" \
+    -f "$REPO_DIR/config/200-rbac.yaml" >/dev/null
+  # The in-cluster registration, pointed at the local process instead of the Service.
+  local ca; ca="$(base64 -w0 <"$PKI/webhook-ca.crt")"
+  kubectl_admin create --dry-run=client -o json -f "$REPO_DIR/config/400-webhook.yaml" |
+    python3 -c '
+import json, sys
+config = json.load(sys.stdin)
+for webhook in config["webhooks"]:
+    webhook["clientConfig"] = {"url": sys.argv[1], "caBundle": sys.argv[2]}
+json.dump(config, sys.stdout)' "https://127.0.0.1:$WEBHOOK_PORT/admit" "$ca" |
+    kubectl_admin apply -f - >/dev/null
+}
+
+ready() { curl -fsS "http://127.0.0.1:$1/readyz" >/dev/null; }
+
+start_one() {
+  local name="approval-$1"
+  if pid_alive "$name"; then return; fi
+  [[ -x "$BIN" ]] || die "no $BIN: run cargo build first (make does)"
+  local args port
+  case "$1" in
+    controller)
+      port=$CONTROLLER_PROBE_PORT
+      args=(--components controller --kubeconfig "$APPROVAL_STATE/controller.kubeconfig"
+            --probe-addr "127.0.0.1:$port" --instance local-controller) ;;
+    webhook)
+      port=$WEBHOOK_PROBE_PORT
+      args=(--components webhook --webhook-addr "127.0.0.1:$WEBHOOK_PORT"
+            --tls-cert-file "$PKI/webhook.crt" --tls-key-file "$PKI/webhook.key"
+            --probe-addr "127.0.0.1:$port" --controller-username "$CONTROLLER_USERNAME") ;;
+    *) die "unknown part $1 (controller | webhook)" ;;
+  esac
+  RUST_LOG="${RUST_LOG:-info,tekton_approval=debug}" nohup "$BIN" "${args[@]}" \
+    >>"$APPROVAL_STATE/logs/$name.log" 2>&1 &
+  echo $! >"$APPROVAL_STATE/run/$name.pid"
+  wait_for "$name" 60 ready "$port" || { tail -20 "$APPROVAL_STATE/logs/$name.log" >&2; exit 1; }
+  log "$name running (pid $(cat "$APPROVAL_STATE/run/$name.pid"), log $APPROVAL_STATE/logs/$name.log)"
+}
+
+stop_one() {
+  local name="approval-$1" signal="${2:-TERM}"
+  pid_alive "$name" || return 0
+  local pid; pid="$(cat "$APPROVAL_STATE/run/$name.pid")"
+  kill "-$signal" "$pid"
+  while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+  rm -f "$APPROVAL_STATE/run/$name.pid"
+}
+
+command="${1:-start}"; part="${2:-all}"
+parts=(webhook controller)
+[[ "$part" == all ]] || parts=("$part")
+case "$command" in
+  start)
+    [[ "$part" == all ]] && install
+    for p in "${parts[@]}"; do start_one "$p"; done ;;
+  stop) for p in "${parts[@]}"; do stop_one "$p"; done ;;
+  kill) for p in "${parts[@]}"; do stop_one "$p" KILL; done ;;
+  restart) for p in "${parts[@]}"; do stop_one "$p"; start_one "$p"; done ;;
+  *) die "usage: approval.sh start|stop|kill|restart [controller|webhook|all]" ;;
+esac

@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Builds the pinned control-plane tools from Go modules, each once per version, into
+# $APPROVAL_CACHE/bin. Idempotent: a tool already built is skipped. A build goes to a
+# temporary name first, so an interrupted build never leaves a half binary behind.
+#
+#   build-tools.sh            build every tool
+#   build-tools.sh kubectl    build only these
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+command -v go >/dev/null || die "Go is needed to build the control plane (go.dev/dl); none on PATH"
+
+k8s_ldflags() {
+  local v="$KUBERNETES_VERSION" major minor
+  major="${v#v}"; major="${major%%.*}"
+  minor="$(echo "$v" | cut -d. -f2)"
+  local flags="-s -w"
+  # Without a stamped version, knative-based controllers (Tekton) refuse the server.
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    flags+=" -X $pkg.gitVersion=$v -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor"
+    flags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+  done
+  echo "$flags"
+}
+
+# A wrapper module for k8s.io/kubernetes: it pins the ~30 staging modules that upstream
+# requires at v0.0.0 with `replace => ./staging/...` to their published v0.X.Y versions.
+kubernetes_module() {
+  local dir="$APPROVAL_CACHE/src/kubernetes-$KUBERNETES_VERSION"
+  if [[ ! -f "$dir/go.sum" ]]; then
+    mkdir -p "$dir"
+    local gomod staging="v0.${KUBERNETES_VERSION#v1.}"
+    gomod="$(go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')"
+    {
+      echo "module local/kubernetes-tools"
+      echo
+      grep -E '^go ' "$gomod"
+      grep -E '^godebug ' "$gomod" || true
+      echo
+      echo "require k8s.io/kubernetes $KUBERNETES_VERSION"
+      echo
+      echo "replace ("
+      grep -E '^\s+k8s\.io/[^ ]+ => \./staging/' "$gomod" | awk -v v="$staging" '{print "\t" $1 " => " $1 " " v}'
+      echo ")"
+      echo
+      echo "tool ("
+      echo "	k8s.io/kubernetes/cmd/kube-apiserver"
+      echo "	k8s.io/kubernetes/cmd/kubectl"
+      echo ")"
+    } >"$dir/go.mod"
+    (cd "$dir" && go mod tidy >/dev/null)
+  fi
+  echo "$dir"
+}
+
+# A wrapper module that requires MODULE@VERSION and copies its replace directives.
+wrapper_module() {
+  local name="$1" module="$2" version="$3" dir="$APPROVAL_CACHE/src/$1-$3"
+  if [[ ! -f "$dir/go.sum" ]]; then
+    mkdir -p "$dir"
+    local gomod
+    gomod="$(go mod download -json "$module@$version" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')"
+    {
+      echo "module local/$name"
+      echo
+      grep -E '^go ' "$gomod"
+      grep -E '^godebug ' "$gomod" || true
+      echo
+      echo "require $module $version"
+      echo
+      # Single-line and block replace directives, with local paths dropped.
+      python3 - "$gomod" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+lines = []
+for block in re.findall(r'^replace \(\n(.*?)^\)', text, re.S | re.M):
+    lines += [l.strip() for l in block.splitlines() if l.strip() and not l.strip().startswith('//')]
+lines += re.findall(r'^replace ([^(\n].*)$', text, re.M)
+for line in lines:
+    if '=> ./' in line or '=> ../' in line:
+        continue
+    print('replace ' + line)
+PY
+      echo
+      [[ -n "${4:-}" ]] && echo "tool $4"
+    } >"$dir/go.mod"
+    # etcd's own main package is the root of go.etcd.io/etcd/v3, which carries local
+    # replaces; a three-line main calling etcdmain is the same program.
+    if [[ "$name" == etcd ]]; then
+      printf 'package main\n\nimport (\n\t"os"\n\n\t"go.etcd.io/etcd/server/v3/etcdmain"\n)\n\nfunc main() { etcdmain.Main(os.Args) }\n' >"$dir/main.go"
+    fi
+    (cd "$dir" && go mod tidy >/dev/null)
+  fi
+  echo "$dir"
+}
+
+build() {
+  local tool="$1" dir="$2" pkg="$3" ldflags="$4"
+  local out; out="$(tool_path "$tool")"
+  if [[ -x "$out" ]]; then
+    log "$tool $(tool_version "$tool"): cached at $out"
+    return
+  fi
+  mkdir -p "$(dirname "$out")"
+  log "$tool $(tool_version "$tool"): building (this takes minutes on a cold cache)"
+  local start=$SECONDS
+  (cd "$dir" && go build -trimpath -ldflags "$ldflags" -o "$out.tmp.$$" "$pkg")
+  mv "$out.tmp.$$" "$out"
+  log "$tool $(tool_version "$tool"): built in $((SECONDS - start))s"
+}
+
+build_tool() {
+  case "$1" in
+    etcd)
+      local dir; dir="$(wrapper_module etcd go.etcd.io/etcd/server/v3 "$ETCD_VERSION")"
+      build etcd "$dir" . "-s -w" ;;
+    kube-apiserver)
+      build kube-apiserver "$(kubernetes_module)" k8s.io/kubernetes/cmd/kube-apiserver "$(k8s_ldflags)" ;;
+    kubectl)
+      build kubectl "$(kubernetes_module)" k8s.io/kubernetes/cmd/kubectl "$(k8s_ldflags)" ;;
+    tekton-controller)
+      local dir; dir="$(wrapper_module tekton github.com/tektoncd/pipeline "$TEKTON_PIPELINE_VERSION" github.com/tektoncd/pipeline/cmd/controller)"
+      build tekton-controller "$dir" github.com/tektoncd/pipeline/cmd/controller "-s -w $(k8s_ldflags)" ;;
+    tkn)
+      local dir; dir="$(wrapper_module tkn github.com/tektoncd/cli "$TKN_VERSION" github.com/tektoncd/cli/cmd/tkn)"
+      build tkn "$dir" github.com/tektoncd/cli/cmd/tkn "-s -w -X github.com/tektoncd/cli/pkg/cmd/version.clientVersion=$TKN_VERSION" ;;
+    *) die "unknown tool $1 (etcd, kube-apiserver, kubectl, tekton-controller, tkn)" ;;
+  esac
+}
+
+tools=("$@")
+((${#tools[@]})) || tools=(etcd kube-apiserver kubectl tekton-controller tkn)
+for tool in "${tools[@]}"; do
+  build_tool "$tool"
+done

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Stops every process cluster-up.sh and approval.sh started. Logs stay (they are what you
+# read after a failure); --purge also removes the state: certificates, etcd data, logs.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+for name in approval-controller approval-webhook tekton-controller kube-apiserver etcd; do
+  file="$APPROVAL_STATE/run/$name.pid"
+  [[ -f "$file" ]] || continue
+  pid="$(cat "$file")"
+  if kill -0 "$pid" 2>/dev/null; then
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    log "stopped $name"
+  fi
+  rm -f "$file"
+done
+if [[ "${1:-}" == "--purge" ]]; then
+  rm -rf "$APPROVAL_STATE"
+  log "removed $APPROVAL_STATE"
+fi

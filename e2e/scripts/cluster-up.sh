@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# Brings up the local control plane: etcd, kube-apiserver, Tekton Pipelines' controller,
+# all as local processes, with state, logs and kubeconfigs under $APPROVAL_STATE.
+# Idempotent: a healthy running piece is kept. Our own controller and webhook are started
+# by approval.sh (the Makefile calls both).
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+"$(dirname "$0")/build-tools.sh"
+
+PKI="$APPROVAL_STATE/pki"
+mkdir -p "$PKI" "$APPROVAL_STATE/logs" "$APPROVAL_STATE/run" "$APPROVAL_STATE/etcd"
+
+# ---- certificates ------------------------------------------------------------------------
+# ca_pair NAME SUBJECT: a self-signed CA
+ca_pair() {
+  [[ -f "$PKI/$1.crt" ]] && return
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "$2" \
+    -keyout "$PKI/$1.key" -out "$PKI/$1.crt" 2>/dev/null
+}
+# signed_pair NAME CA SUBJECT EXTENSIONS: a key and a certificate signed by CA
+signed_pair() {
+  [[ -f "$PKI/$1.crt" ]] && return
+  openssl req -newkey rsa:2048 -nodes -subj "$3" -keyout "$PKI/$1.key" -out "$PKI/$1.csr" 2>/dev/null
+  openssl x509 -req -in "$PKI/$1.csr" -CA "$PKI/$2.crt" -CAkey "$PKI/$2.key" -CAcreateserial \
+    -days 3650 -extfile <(printf '%s\n' "$4") -out "$PKI/$1.crt" 2>/dev/null
+  rm -f "$PKI/$1.csr"
+}
+server_ext='basicConstraints=CA:FALSE
+keyUsage=digitalSignature,keyEncipherment
+extendedKeyUsage=serverAuth
+subjectAltName=IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default.svc'
+client_ext='basicConstraints=CA:FALSE
+keyUsage=digitalSignature,keyEncipherment
+extendedKeyUsage=clientAuth'
+
+ca_pair ca "/CN=approval-e2e-ca"
+signed_pair apiserver ca "/CN=kube-apiserver" "$server_ext"
+signed_pair admin ca "/O=system:masters/CN=approval-e2e-admin" "$client_ext"
+# Our controller gets its own identity, exactly the service account name it has in a
+# cluster, so the RBAC of config/ is what the e2e suite exercises.
+signed_pair controller ca "/O=system:serviceaccounts/O=system:serviceaccounts:tekton-approval/CN=system:serviceaccount:tekton-approval:approval-controller" "$client_ext"
+ca_pair webhook-ca "/CN=approval-webhook-ca"
+signed_pair webhook webhook-ca "/CN=approval-webhook" "$server_ext"
+[[ -f "$PKI/sa.key" ]] || {
+  openssl genrsa -out "$PKI/sa.key" 2048 2>/dev/null
+  openssl rsa -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub" 2>/dev/null
+}
+
+# kubeconfig FILE NAME: a kubeconfig with a client certificate
+kubeconfig() {
+  local file="$APPROVAL_STATE/$1"
+  cat >"$file" <<KUBECONFIG
+apiVersion: v1
+kind: Config
+clusters:
+- name: approval-e2e
+  cluster:
+    server: https://127.0.0.1:$APISERVER_PORT
+    certificate-authority: $PKI/ca.crt
+users:
+- name: $2
+  user:
+    client-certificate: $PKI/$2.crt
+    client-key: $PKI/$2.key
+contexts:
+- name: approval-e2e
+  context: {cluster: approval-e2e, user: $2}
+current-context: approval-e2e
+KUBECONFIG
+}
+kubeconfig kubeconfig admin
+kubeconfig controller.kubeconfig controller
+
+# ---- etcd --------------------------------------------------------------------------------
+etcd_healthy() { curl -fsS "http://127.0.0.1:$ETCD_PORT/health" | grep -q '"health":"true"'; }
+if ! etcd_healthy; then
+  log "starting etcd on :$ETCD_PORT"
+  nohup "$(tool_path etcd)" --name approval-e2e --data-dir "$APPROVAL_STATE/etcd" \
+    --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+    --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-cluster "approval-e2e=http://127.0.0.1:$ETCD_PEER_PORT" \
+    --unsafe-no-fsync --quota-backend-bytes 4294967296 \
+    >"$APPROVAL_STATE/logs/etcd.log" 2>&1 &
+  echo $! >"$APPROVAL_STATE/run/etcd.pid"
+  wait_for etcd 60 etcd_healthy || { tail -20 "$APPROVAL_STATE/logs/etcd.log" >&2; exit 1; }
+fi
+
+# ---- kube-apiserver ----------------------------------------------------------------------
+apiserver_ready() {
+  curl -fsS --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" \
+    "https://127.0.0.1:$APISERVER_PORT/readyz" | grep -q ok
+}
+if ! apiserver_ready; then
+  log "starting kube-apiserver on :$APISERVER_PORT"
+  nohup "$(tool_path kube-apiserver)" \
+    --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
+    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$APISERVER_PORT" \
+    --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" \
+    --client-ca-file "$PKI/ca.crt" \
+    --service-account-issuer https://kubernetes.default.svc \
+    --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
+    --service-cluster-ip-range 10.0.0.0/24 --endpoint-reconciler-type none \
+    --authorization-mode RBAC --disable-admission-plugins ServiceAccount \
+    --allow-privileged=true \
+    >"$APPROVAL_STATE/logs/kube-apiserver.log" 2>&1 &
+  echo $! >"$APPROVAL_STATE/run/kube-apiserver.pid"
+  wait_for kube-apiserver 120 apiserver_ready || { tail -30 "$APPROVAL_STATE/logs/kube-apiserver.log" >&2; exit 1; }
+fi
+
+# ---- Tekton ------------------------------------------------------------------------------
+TEKTON="$(tekton_module_dir)/config"
+if ! kubectl_admin get crd customruns.tekton.dev >/dev/null 2>&1 || ! kubectl_admin get ns tekton-pipelines >/dev/null 2>&1; then
+  log "installing Tekton $TEKTON_PIPELINE_VERSION CRDs and configuration"
+  kubectl_admin apply -f "$TEKTON/100-namespace/100-namespace.yaml" >/dev/null
+  kubectl_admin apply --server-side --force-conflicts -f "$TEKTON/300-crds/" >/dev/null
+  kubectl_admin wait --for condition=established --timeout 60s crd --all >/dev/null
+fi
+for file in "$TEKTON"/config-*.yaml; do
+  # Metrics would need an exporter; the e2e cluster has none.
+  sed 's/^  metrics-protocol: prometheus/  metrics-protocol: none/' "$file" | kubectl_admin apply -f - >/dev/null
+done
+
+tekton_ready() { curl -fsS "http://127.0.0.1:$TEKTON_PROBES_PORT/readiness" >/dev/null || curl -fsS "http://127.0.0.1:$TEKTON_PROBES_PORT/" >/dev/null; }
+if ! pid_alive tekton-controller; then
+  log "starting the Tekton Pipelines controller"
+  # The image flags must be non-empty but are never used: no task here runs a pod.
+  SYSTEM_NAMESPACE=tekton-pipelines KUBERNETES_MIN_VERSION=v1.28.0 \
+  CONFIG_DEFAULTS_NAME=config-defaults CONFIG_LOGGING_NAME=config-logging \
+  CONFIG_OBSERVABILITY_NAME=config-observability CONFIG_FEATURE_FLAGS_NAME=feature-flags \
+  CONFIG_LEADERELECTION_NAME=config-leader-election-controller CONFIG_SPIRE=config-spire \
+  METRICS_DOMAIN=tekton.dev/pipeline \
+  PROBES_PORT="$TEKTON_PROBES_PORT" PROFILING_PORT="$TEKTON_PROFILING_PORT" \
+  METRICS_PROMETHEUS_PORT="$TEKTON_METRICS_PORT" \
+  nohup "$(tool_path tekton-controller)" -kubeconfig "$APPROVAL_STATE/kubeconfig" \
+    -entrypoint-image unused.local/entrypoint -nop-image unused.local/nop \
+    -sidecarlogresults-image unused.local/sidecarlogresults -workingdirinit-image unused.local/workingdirinit \
+    -shell-image unused.local/busybox -shell-image-win unused.local/powershell \
+    >"$APPROVAL_STATE/logs/tekton-controller.log" 2>&1 &
+  echo $! >"$APPROVAL_STATE/run/tekton-controller.pid"
+  wait_for "Tekton controller" 120 tekton_ready || { tail -30 "$APPROVAL_STATE/logs/tekton-controller.log" >&2; exit 1; }
+fi
+
+# ---- people ------------------------------------------------------------------------------
+# Without kube-controller-manager the aggregated edit/view roles are empty: explicit roles.
+kubectl_admin apply -f "$E2E_DIR/manifests/users.yaml" >/dev/null
+
+log "control plane ready (state and logs in $APPROVAL_STATE)"
+echo "export KUBECONFIG=$APPROVAL_STATE/kubeconfig"

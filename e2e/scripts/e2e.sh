@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The end-to-end suite: a fresh control plane, our controller and webhook, then the Rust
+# tests in e2e/tests against it. The cluster is stopped afterwards; its logs stay in
+# $APPROVAL_STATE/logs (failing tests print the relevant lines themselves).
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+"$(dirname "$0")/cluster-down.sh" --purge >/dev/null 2>&1 || true
+trap '"$(dirname "$0")/cluster-down.sh" >/dev/null 2>&1 || true' EXIT
+start=$SECONDS
+"$(dirname "$0")/cluster-up.sh" >/dev/null
+"$(dirname "$0")/approval.sh" start
+log "control plane up in $((SECONDS - start))s"
+
+export KUBECONFIG="$APPROVAL_STATE/kubeconfig"
+export APPROVAL_E2E_SCRIPTS="$E2E_DIR/scripts"
+export APPROVAL_E2E_TKN; APPROVAL_E2E_TKN="$(tool_path tkn)"
+export APPROVAL_E2E_KUBECTL; APPROVAL_E2E_KUBECTL="$(tool_path kubectl)"
+suite=$SECONDS
+status=0
+(cd "$REPO_DIR" && cargo test --locked -p approval-e2e -- --test-threads "${E2E_THREADS:-6}" 2>&1) |
+  tee "$APPROVAL_STATE/logs/e2e.log" || status=$?
+log "e2e suite ran in $((SECONDS - suite))s; logs in $APPROVAL_STATE/logs"
+exit "$status"

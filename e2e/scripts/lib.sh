@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Shared settings for the control-plane scripts. Source it; do not run it.
+# Everything lives outside the repository, under one cache directory:
+#   $APPROVAL_CACHE/bin/<tool>-<version>/<tool>   built tools, reused across runs and clones
+#   $APPROVAL_CACHE/src/<tool>-<version>/         the wrapper Go modules they are built from
+#   $APPROVAL_STATE                               a running cluster: pki, etcd data, logs, kubeconfigs
+
+E2E_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+REPO_DIR="$(cd "$E2E_DIR/.." && pwd)"
+# shellcheck source=../versions.env
+source "$E2E_DIR/versions.env"
+
+APPROVAL_CACHE="${APPROVAL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tekton-approval}"
+APPROVAL_STATE="${APPROVAL_STATE:-$APPROVAL_CACHE/cluster}"
+export APPROVAL_CACHE APPROVAL_STATE
+export GOTOOLCHAIN=local GOFLAGS=-mod=mod
+
+ETCD_PORT="${ETCD_PORT:-23790}"
+ETCD_PEER_PORT="${ETCD_PEER_PORT:-23800}"
+APISERVER_PORT="${APISERVER_PORT:-16443}"
+WEBHOOK_PORT="${WEBHOOK_PORT:-18443}"
+CONTROLLER_PROBE_PORT="${CONTROLLER_PROBE_PORT:-18080}"
+WEBHOOK_PROBE_PORT="${WEBHOOK_PROBE_PORT:-18081}"
+TEKTON_PROBES_PORT="${TEKTON_PROBES_PORT:-18090}"
+TEKTON_PROFILING_PORT="${TEKTON_PROFILING_PORT:-18091}"
+TEKTON_METRICS_PORT="${TEKTON_METRICS_PORT:-18092}"
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# tool_version NAME -> the pinned version of a tool
+tool_version() {
+  case "$1" in
+    etcd) echo "$ETCD_VERSION" ;;
+    kube-apiserver|kubectl) echo "$KUBERNETES_VERSION" ;;
+    tekton-controller) echo "$TEKTON_PIPELINE_VERSION" ;;
+    tkn) echo "$TKN_VERSION" ;;
+    *) die "unknown tool $1" ;;
+  esac
+}
+
+# tool_path NAME -> where the built binary lives
+tool_path() {
+  echo "$APPROVAL_CACHE/bin/$1-$(tool_version "$1")/$1"
+}
+
+# module_dir MODULE@VERSION -> the module's source directory (downloads it if needed)
+module_dir() {
+  go mod download -json "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])'
+}
+
+tekton_module_dir() {
+  module_dir "github.com/tektoncd/pipeline@$TEKTON_PIPELINE_VERSION"
+}
+
+kubectl_admin() {
+  "$(tool_path kubectl)" --kubeconfig "$APPROVAL_STATE/kubeconfig" "$@"
+}
+
+# wait_for DESCRIPTION SECONDS COMMAND...: retries COMMAND until it succeeds
+wait_for() {
+  local what="$1" seconds="$2"; shift 2
+  local deadline=$((SECONDS + seconds))
+  until "$@" >/dev/null 2>&1; do
+    if ((SECONDS >= deadline)); then
+      log "timed out after ${seconds}s waiting for $what"
+      return 1
+    fi
+    sleep 0.5
+  done
+}
+
+# pid_alive NAME: is the process recorded in $APPROVAL_STATE/run/NAME.pid running?
+pid_alive() {
+  local file="$APPROVAL_STATE/run/$1.pid"
+  [[ -f "$file" ]] && kill -0 "$(cat "$file")" 2>/dev/null
+}

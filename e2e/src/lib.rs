@@ -1,0 +1,291 @@
+//! The end-to-end harness: each scenario gets its own namespace on the real control plane
+//! that `e2e/scripts/e2e.sh` started, clients for the suite's people (by impersonation, so
+//! the webhook sees them exactly as it would see real users), and waits on conditions
+//! through watches with timeouts, never sleeps.
+//!
+//! Tasks other than gates are `Noop` custom tasks completed by a small runner in this
+//! harness: the local control plane has no kubelet, and the gate is what is under test.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, anyhow};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
+use kube::runtime::wait::{Condition, await_condition};
+use kube::runtime::watcher;
+use kube::{Client, Config, ResourceExt};
+use serde_json::{Value, json};
+use tekton_approval::api::{CustomRun, CustomRunStatus, RunResult};
+
+pub use tekton_approval::api;
+
+/// The custom task the harness completes at once (stands in for build and deploy steps).
+pub const NOOP_API_VERSION: &str = "e2e.approval.dev/v1";
+
+/// How long any single wait may take before the scenario fails.
+pub const WAIT: Duration = Duration::from_secs(90);
+
+/// A scenario: a namespace, clients, and a report of how it went.
+pub struct Scenario {
+    name: &'static str,
+    /// The scenario's own namespace.
+    pub namespace: String,
+    /// A cluster-admin client (creates pipelines, reads everything).
+    pub admin: Client,
+    started: Instant,
+    noop_runner: tokio::task::JoinHandle<()>,
+}
+
+/// Starts a scenario: a fresh namespace and a Noop runner in it.
+pub async fn scenario(name: &'static str) -> Scenario {
+    let admin = Client::try_default()
+        .await
+        .expect("no cluster: run the suite with `make e2e` (KUBECONFIG must point at the e2e cluster)");
+    let suffix = format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos());
+    let short: String = name.replace('_', "-").chars().take(40).collect();
+    let namespace = format!("{}-{suffix}", short.trim_end_matches('-'));
+    let namespaces: Api<Namespace> = Api::all(admin.clone());
+    namespaces
+        .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": namespace}})).unwrap())
+        .await
+        .expect("creating the scenario namespace");
+    let noop_runner = tokio::spawn(run_noop_tasks(Api::namespaced(admin.clone(), &namespace)));
+    eprintln!("e2e: {name} started in namespace {namespace}");
+    Scenario { name, namespace, admin, started: Instant::now(), noop_runner }
+}
+
+impl Scenario {
+    /// A client acting as `user` in `groups` (impersonation: the API server, and so the
+    /// webhook, sees exactly this identity).
+    pub async fn as_user(&self, user: &str, groups: &[&str]) -> Client {
+        let mut config = Config::infer().await.expect("kubeconfig");
+        config.auth_info.impersonate = Some(user.to_string());
+        config.auth_info.impersonate_groups = Some(groups.iter().map(|g| g.to_string()).collect());
+        Client::try_from(config).expect("client")
+    }
+
+    /// CustomRuns of this namespace.
+    pub fn customruns(&self) -> Api<CustomRun> {
+        Api::namespaced(self.admin.clone(), &self.namespace)
+    }
+
+    /// PipelineRuns of this namespace.
+    pub fn pipelineruns(&self) -> Api<DynamicObject> {
+        Api::namespaced_with(self.admin.clone(), &self.namespace, &pipelinerun_resource())
+    }
+
+    /// Creates a PipelineRun `name` with an embedded pipeline spec.
+    pub async fn start_pipeline(&self, name: &str, pipeline_spec: Value, extra_spec: Value) -> DynamicObject {
+        let mut spec = json!({"pipelineSpec": pipeline_spec});
+        if let (Some(spec), Value::Object(extra)) = (spec.as_object_mut(), extra_spec) {
+            spec.extend(extra);
+        }
+        let run: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "tekton.dev/v1",
+            "kind": "PipelineRun",
+            "metadata": {"name": name, "namespace": self.namespace},
+            "spec": spec,
+        }))
+        .unwrap();
+        self.pipelineruns().create(&PostParams::default(), &run).await.expect("creating the PipelineRun")
+    }
+
+    /// Waits until CustomRun `name` satisfies `ready`; `what` names the expectation.
+    pub async fn wait_customrun(&self, name: &str, what: &str, ready: impl Fn(&CustomRun) -> bool + Send + 'static) -> CustomRun {
+        let condition = move |run: Option<&CustomRun>| run.is_some_and(&ready);
+        self.wait(self.customruns(), name, what, condition).await
+    }
+
+    /// Waits until the gate `name` shows `reason`.
+    pub async fn wait_gate_reason(&self, name: &str, reason: &'static str) -> CustomRun {
+        self.wait_customrun(name, reason, move |run| succeeded_reason(run) == Some(reason)).await
+    }
+
+    /// Waits until the PipelineRun `name` has finished (Succeeded True or False).
+    pub async fn wait_pipelinerun_done(&self, name: &str) -> DynamicObject {
+        let condition = |run: Option<&DynamicObject>| {
+            run.and_then(pipelinerun_condition).is_some_and(|(status, _)| status != "Unknown")
+        };
+        self.wait(self.pipelineruns(), name, "the PipelineRun to finish", condition).await
+    }
+
+    async fn wait<K>(&self, api: Api<K>, name: &str, what: &str, condition: impl Condition<K>) -> K
+    where
+        K: kube::Resource + Clone + std::fmt::Debug + Send + serde::de::DeserializeOwned + 'static,
+    {
+        match tokio::time::timeout(WAIT, await_condition(api.clone(), name, condition)).await {
+            Ok(Ok(Some(object))) => object,
+            Ok(Ok(None)) => panic!("{name} was deleted while waiting for {what}"),
+            Ok(Err(e)) => panic!("watching {name} for {what}: {e}"),
+            Err(_) => {
+                let last = api.get_opt(name).await.ok().flatten();
+                panic!("timed out after {WAIT:?} waiting for {name}: {what}; last seen: {last:#?}")
+            }
+        }
+    }
+
+    /// Sets an annotation on CustomRun `name` as `client`, like `kubectl annotate --overwrite`.
+    pub async fn annotate(&self, client: &Client, name: &str, key: &str, value: &str) -> Result<CustomRun, kube::Error> {
+        let api: Api<CustomRun> = Api::namespaced(client.clone(), &self.namespace);
+        let patch = json!({"metadata": {"annotations": {key: value}}});
+        api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await
+    }
+
+    /// The reasons of events on `object_name`, oldest first.
+    pub async fn event_reasons(&self, object_name: &str) -> Vec<(String, String)> {
+        let api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(self.admin.clone(), &self.namespace);
+        let mut events: Vec<_> = api
+            .list(&Default::default())
+            .await
+            .expect("listing events")
+            .items
+            .into_iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(object_name))
+            .collect();
+        events.sort_by_key(|e| e.event_time.as_ref().map(|t| t.0));
+        events
+            .into_iter()
+            .map(|e| (e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
+            .collect()
+    }
+
+    /// Runs a shell script of the harness (e2e/scripts), e.g. to kill the controller.
+    pub async fn script(&self, args: &[&str]) {
+        let scripts = std::env::var("APPROVAL_E2E_SCRIPTS").expect("APPROVAL_E2E_SCRIPTS (set by e2e.sh)");
+        let status = tokio::process::Command::new(format!("{scripts}/{}", args[0]))
+            .args(&args[1..])
+            .status()
+            .await
+            .expect("running a harness script");
+        assert!(status.success(), "{args:?} failed: {status}");
+    }
+}
+
+impl Drop for Scenario {
+    fn drop(&mut self) {
+        self.noop_runner.abort();
+        let secs = self.started.elapsed().as_secs_f64();
+        if std::thread::panicking() {
+            eprintln!("e2e: {} FAILED after {secs:.1}s (namespace {})", self.name, self.namespace);
+            print_logs(&self.namespace);
+        } else {
+            eprintln!("e2e: {} passed in {secs:.1}s", self.name);
+        }
+    }
+}
+
+/// On failure: the lines of each component's log that mention the scenario's namespace.
+fn print_logs(namespace: &str) {
+    let Ok(state) = std::env::var("APPROVAL_STATE") else { return };
+    for log in ["approval-controller", "approval-webhook", "tekton-controller"] {
+        let path = format!("{state}/logs/{log}.log");
+        let Ok(text) = std::fs::read_to_string(&path) else { continue };
+        let lines: Vec<&str> = text.lines().filter(|l| l.contains(namespace)).collect();
+        eprintln!("---- {path}: {} lines about {namespace} (last 40) ----", lines.len());
+        for line in lines.iter().rev().take(40).rev() {
+            eprintln!("{line}");
+        }
+    }
+}
+
+/// `(status, reason)` of a PipelineRun's Succeeded condition.
+pub fn pipelinerun_condition(run: &DynamicObject) -> Option<(String, String)> {
+    let conditions = run.data.get("status")?.get("conditions")?.as_array()?;
+    let succeeded = conditions.iter().find(|c| c["type"] == "Succeeded")?;
+    Some((
+        succeeded["status"].as_str().unwrap_or_default().to_string(),
+        succeeded["reason"].as_str().unwrap_or_default().to_string(),
+    ))
+}
+
+/// The reason of a CustomRun's Succeeded condition.
+pub fn succeeded_reason(run: &CustomRun) -> Option<&str> {
+    run.status.as_ref()?.succeeded().map(|c| c.reason.as_str())
+}
+
+/// `(status, reason, message)` of a CustomRun's Succeeded condition.
+pub fn condition(run: &CustomRun) -> (String, String, String) {
+    let c = run.status.as_ref().and_then(|s| s.succeeded()).expect("a Succeeded condition");
+    (c.status.clone(), c.reason.clone(), c.message.clone())
+}
+
+/// A result's value.
+pub fn result<'a>(run: &'a CustomRun, name: &str) -> &'a str {
+    run.status
+        .as_ref()
+        .and_then(|s| s.results.iter().find(|r| r.name == name))
+        .map(|r| r.value.as_str())
+        .unwrap_or_else(|| panic!("{} has no result {name}: {:?}", run.name_any(), run.status))
+}
+
+/// A pipeline task running the gate with these params.
+pub fn gate_task(name: &str, run_after: &[&str], params: Value) -> Value {
+    json!({
+        "name": name,
+        "runAfter": run_after,
+        "taskRef": {"apiVersion": tekton_approval::approval::API_VERSION, "kind": "Approval"},
+        "params": params,
+    })
+}
+
+/// A pipeline task completed at once by the harness; its params come back as results.
+pub fn noop_task(name: &str, run_after: &[&str]) -> Value {
+    json!({"name": name, "runAfter": run_after, "taskRef": {"apiVersion": NOOP_API_VERSION, "kind": "Noop"}})
+}
+
+fn pipelinerun_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("tekton.dev", "v1", "PipelineRun"), "pipelineruns")
+}
+
+/// Completes every `Noop` CustomRun of a namespace: Succeeded, params echoed as results.
+async fn run_noop_tasks(api: Api<CustomRun>) {
+    let mut events = std::pin::pin!(watcher::watcher(api.clone(), Default::default()));
+    while let Some(event) = events.next().await {
+        let Ok(watcher::Event::Apply(run) | watcher::Event::InitApply(run)) = event else {
+            continue;
+        };
+        let is_noop = run.spec.custom_ref.as_ref().is_some_and(|r| r.api_version == NOOP_API_VERSION);
+        if !is_noop || run.status.as_ref().is_some_and(|s| s.succeeded().is_some()) {
+            continue;
+        }
+        let now = chrono_now();
+        let results = run
+            .spec
+            .params
+            .iter()
+            .map(|p| RunResult {
+                name: p.name.clone(),
+                value: match &p.value {
+                    api::ParamValue::String(s) => s.clone(),
+                    other => serde_json::to_string(other).unwrap(),
+                },
+            })
+            .collect();
+        let status: CustomRunStatus = serde_json::from_value(json!({
+            "conditions": [{"type": "Succeeded", "status": "True", "reason": "Done", "lastTransitionTime": now}],
+            "startTime": now, "completionTime": now,
+        }))
+        .unwrap();
+        let mut done = run.clone();
+        done.status = Some(CustomRunStatus { results, ..status });
+        let _ = api.replace_status(&run.name_any(), &PostParams::default(), &done).await;
+    }
+}
+
+fn chrono_now() -> String {
+    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// Runs a command and returns its stdout, failing with its stderr.
+pub async fn command_output(program: &str, args: &[&str]) -> anyhow::Result<String> {
+    let output = tokio::process::Command::new(program)
+        .args(args)
+        .output()
+        .await
+        .with_context(|| format!("running {program}"))?;
+    if !output.status.success() {
+        return Err(anyhow!("{program} {args:?}: {}", String::from_utf8_lossy(&output.stderr)));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
