@@ -110,6 +110,15 @@ impl Scenario {
         self.wait(self.pipelineruns(), name, "the PipelineRun to finish", condition).await
     }
 
+    /// Waits until the PipelineRun `name` has a Succeeded condition of any kind: Tekton has
+    /// validated it and started (Running) or ended it.
+    pub async fn wait_pipelinerun_running_or_done(&self, name: &str) -> DynamicObject {
+        let condition = |run: Option<&DynamicObject>| {
+            run.and_then(pipelinerun_condition).is_some_and(|(_, reason)| !reason.is_empty() && reason != "Started")
+        };
+        self.wait(self.pipelineruns(), name, "Tekton to start the PipelineRun", condition).await
+    }
+
     async fn wait<K>(&self, api: Api<K>, name: &str, what: &str, condition: impl Condition<K>) -> K
     where
         K: kube::Resource + Clone + std::fmt::Debug + Send + serde::de::DeserializeOwned + 'static,

@@ -297,3 +297,23 @@ async fn a_rejected_gate_with_retries_reopens_and_can_then_be_approved() {
     let pipeline = s.wait_pipelinerun_done("release").await;
     assert_eq!(pipelinerun_condition(&pipeline).unwrap().0, "True");
 }
+
+#[tokio::test]
+async fn every_sample_is_a_pipeline_tekton_accepts_and_starts() {
+    let s = scenario("samples_valid").await;
+    let kubectl = std::env::var("APPROVAL_E2E_KUBECTL").expect("APPROVAL_E2E_KUBECTL (set by e2e.sh)");
+    let samples = concat!(env!("CARGO_MANIFEST_DIR"), "/../samples");
+    let mut files: Vec<_> = std::fs::read_dir(samples).unwrap().map(|e| e.unwrap().path()).collect();
+    files.retain(|p| p.extension().is_some_and(|e| e == "yaml"));
+    files.sort();
+    assert!(files.len() >= 5, "{files:?}");
+    for file in files {
+        let file = file.to_str().unwrap();
+        let created = command_output(&kubectl, &["create", "-n", &s.namespace, "-f", file, "-o", "name"]).await.unwrap();
+        let run = created.lines().find_map(|l| l.strip_prefix("pipelinerun.tekton.dev/")).expect("a PipelineRun").to_string();
+        // Tekton validated the pipeline and started its first tasks.
+        let started = s.wait_pipelinerun_running_or_done(&run).await;
+        let (status, reason) = pipelinerun_condition(&started).unwrap();
+        assert!(status == "Unknown" && reason == "Running", "{file}: {status} {reason}: {:?}", started.data["status"]);
+    }
+}
