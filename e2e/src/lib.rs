@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, anyhow};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
+use kube::api::{
+    Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
+};
 use kube::runtime::wait::{Condition, await_condition};
 use kube::runtime::watcher;
 use kube::{Client, Config, ResourceExt};
@@ -39,20 +41,35 @@ pub struct Scenario {
 
 /// Starts a scenario: a fresh namespace and a Noop runner in it.
 pub async fn scenario(name: &'static str) -> Scenario {
-    let admin = Client::try_default()
-        .await
-        .expect("no cluster: run the suite with `make e2e` (KUBECONFIG must point at the e2e cluster)");
-    let suffix = format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos());
+    let admin = Client::try_default().await.expect(
+        "no cluster: run the suite with `make e2e` (KUBECONFIG must point at the e2e cluster)",
+    );
+    let suffix = format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
     let short: String = name.replace('_', "-").chars().take(40).collect();
     let namespace = format!("{}-{suffix}", short.trim_end_matches('-'));
     let namespaces: Api<Namespace> = Api::all(admin.clone());
     namespaces
-        .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": namespace}})).unwrap())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": namespace}})).unwrap(),
+        )
         .await
         .expect("creating the scenario namespace");
     let noop_runner = tokio::spawn(run_noop_tasks(Api::namespaced(admin.clone(), &namespace)));
     eprintln!("e2e: {name} started in namespace {namespace}");
-    Scenario { name, namespace, admin, started: Instant::now(), noop_runner }
+    Scenario {
+        name,
+        namespace,
+        admin,
+        started: Instant::now(),
+        noop_runner,
+    }
 }
 
 impl Scenario {
@@ -76,7 +93,12 @@ impl Scenario {
     }
 
     /// Creates a PipelineRun `name` with an embedded pipeline spec.
-    pub async fn start_pipeline(&self, name: &str, pipeline_spec: Value, extra_spec: Value) -> DynamicObject {
+    pub async fn start_pipeline(
+        &self,
+        name: &str,
+        pipeline_spec: Value,
+        extra_spec: Value,
+    ) -> DynamicObject {
         let mut spec = json!({"pipelineSpec": pipeline_spec});
         if let (Some(spec), Value::Object(extra)) = (spec.as_object_mut(), extra_spec) {
             spec.extend(extra);
@@ -88,35 +110,60 @@ impl Scenario {
             "spec": spec,
         }))
         .unwrap();
-        self.pipelineruns().create(&PostParams::default(), &run).await.expect("creating the PipelineRun")
+        self.pipelineruns()
+            .create(&PostParams::default(), &run)
+            .await
+            .expect("creating the PipelineRun")
     }
 
     /// Waits until CustomRun `name` satisfies `ready`; `what` names the expectation.
-    pub async fn wait_customrun(&self, name: &str, what: &str, ready: impl Fn(&CustomRun) -> bool + Send + 'static) -> CustomRun {
+    pub async fn wait_customrun(
+        &self,
+        name: &str,
+        what: &str,
+        ready: impl Fn(&CustomRun) -> bool + Send + 'static,
+    ) -> CustomRun {
         let condition = move |run: Option<&CustomRun>| run.is_some_and(&ready);
         self.wait(self.customruns(), name, what, condition).await
     }
 
     /// Waits until the gate `name` shows `reason`.
     pub async fn wait_gate_reason(&self, name: &str, reason: &'static str) -> CustomRun {
-        self.wait_customrun(name, reason, move |run| succeeded_reason(run) == Some(reason)).await
+        self.wait_customrun(name, reason, move |run| {
+            succeeded_reason(run) == Some(reason)
+        })
+        .await
     }
 
     /// Waits until the PipelineRun `name` has finished (Succeeded True or False).
     pub async fn wait_pipelinerun_done(&self, name: &str) -> DynamicObject {
         let condition = |run: Option<&DynamicObject>| {
-            run.and_then(pipelinerun_condition).is_some_and(|(status, _)| status != "Unknown")
+            run.and_then(pipelinerun_condition)
+                .is_some_and(|(status, _)| status != "Unknown")
         };
-        self.wait(self.pipelineruns(), name, "the PipelineRun to finish", condition).await
+        self.wait(
+            self.pipelineruns(),
+            name,
+            "the PipelineRun to finish",
+            condition,
+        )
+        .await
     }
 
     /// Waits until the PipelineRun `name` has a Succeeded condition of any kind: Tekton has
     /// validated it and started (Running) or ended it.
     pub async fn wait_pipelinerun_running_or_done(&self, name: &str) -> DynamicObject {
         let condition = |run: Option<&DynamicObject>| {
-            run.and_then(pipelinerun_condition).is_some_and(|(_, reason)| !reason.is_empty() && reason != "Started")
+            run.and_then(pipelinerun_condition)
+                .is_some_and(|(_, reason)| !reason.is_empty() && reason != "Started")
         };
-        self.wait(self.pipelineruns(), name, "Tekton to start the PipelineRun", condition).await
+        self.wait(
+            self.pipelineruns(),
+            name,
+            "Tekton to start the PipelineRun",
+            condition,
+        )
+        .await
     }
 
     async fn wait<K>(&self, api: Api<K>, name: &str, what: &str, condition: impl Condition<K>) -> K
@@ -135,15 +182,23 @@ impl Scenario {
     }
 
     /// Sets an annotation on CustomRun `name` as `client`, like `kubectl annotate --overwrite`.
-    pub async fn annotate(&self, client: &Client, name: &str, key: &str, value: &str) -> Result<CustomRun, kube::Error> {
+    pub async fn annotate(
+        &self,
+        client: &Client,
+        name: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<CustomRun, kube::Error> {
         let api: Api<CustomRun> = Api::namespaced(client.clone(), &self.namespace);
         let patch = json!({"metadata": {"annotations": {key: value}}});
-        api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await
+        api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
     }
 
     /// The reasons of events on `object_name`, oldest first.
     pub async fn event_reasons(&self, object_name: &str) -> Vec<(String, String)> {
-        let api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(self.admin.clone(), &self.namespace);
+        let api: Api<k8s_openapi::api::events::v1::Event> =
+            Api::namespaced(self.admin.clone(), &self.namespace);
         let mut events: Vec<_> = api
             .list(&Default::default())
             .await
@@ -161,7 +216,8 @@ impl Scenario {
 
     /// Runs a shell script of the harness (e2e/scripts), e.g. to kill the controller.
     pub async fn script(&self, args: &[&str]) {
-        let scripts = std::env::var("APPROVAL_E2E_SCRIPTS").expect("APPROVAL_E2E_SCRIPTS (set by e2e.sh)");
+        let scripts =
+            std::env::var("APPROVAL_E2E_SCRIPTS").expect("APPROVAL_E2E_SCRIPTS (set by e2e.sh)");
         let status = tokio::process::Command::new(format!("{scripts}/{}", args[0]))
             .args(&args[1..])
             .status()
@@ -176,7 +232,10 @@ impl Drop for Scenario {
         self.noop_runner.abort();
         let secs = self.started.elapsed().as_secs_f64();
         if std::thread::panicking() {
-            eprintln!("e2e: {} FAILED after {secs:.1}s (namespace {})", self.name, self.namespace);
+            eprintln!(
+                "e2e: {} FAILED after {secs:.1}s (namespace {})",
+                self.name, self.namespace
+            );
             print_logs(&self.namespace);
         } else {
             eprintln!("e2e: {} passed in {secs:.1}s", self.name);
@@ -186,12 +245,23 @@ impl Drop for Scenario {
 
 /// On failure: the lines of each component's log that mention the scenario's namespace.
 fn print_logs(namespace: &str) {
-    let Ok(state) = std::env::var("APPROVAL_STATE") else { return };
-    for log in ["approval-controller", "approval-webhook", "tekton-controller"] {
+    let Ok(state) = std::env::var("APPROVAL_STATE") else {
+        return;
+    };
+    for log in [
+        "approval-controller",
+        "approval-webhook",
+        "tekton-controller",
+    ] {
         let path = format!("{state}/logs/{log}.log");
-        let Ok(text) = std::fs::read_to_string(&path) else { continue };
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
         let lines: Vec<&str> = text.lines().filter(|l| l.contains(namespace)).collect();
-        eprintln!("---- {path}: {} lines about {namespace} (last 40) ----", lines.len());
+        eprintln!(
+            "---- {path}: {} lines about {namespace} (last 40) ----",
+            lines.len()
+        );
         for line in lines.iter().rev().take(40).rev() {
             eprintln!("{line}");
         }
@@ -215,7 +285,11 @@ pub fn succeeded_reason(run: &CustomRun) -> Option<&str> {
 
 /// `(status, reason, message)` of a CustomRun's Succeeded condition.
 pub fn condition(run: &CustomRun) -> (String, String, String) {
-    let c = run.status.as_ref().and_then(|s| s.succeeded()).expect("a Succeeded condition");
+    let c = run
+        .status
+        .as_ref()
+        .and_then(|s| s.succeeded())
+        .expect("a Succeeded condition");
     (c.status.clone(), c.reason.clone(), c.message.clone())
 }
 
@@ -244,7 +318,10 @@ pub fn noop_task(name: &str, run_after: &[&str]) -> Value {
 }
 
 fn pipelinerun_resource() -> ApiResource {
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("tekton.dev", "v1", "PipelineRun"), "pipelineruns")
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("tekton.dev", "v1", "PipelineRun"),
+        "pipelineruns",
+    )
 }
 
 /// Completes every `Noop` CustomRun of a namespace: Succeeded, params echoed as results.
@@ -254,7 +331,11 @@ async fn run_noop_tasks(api: Api<CustomRun>) {
         let Ok(watcher::Event::Apply(run) | watcher::Event::InitApply(run)) = event else {
             continue;
         };
-        let is_noop = run.spec.custom_ref.as_ref().is_some_and(|r| r.api_version == NOOP_API_VERSION);
+        let is_noop = run
+            .spec
+            .custom_ref
+            .as_ref()
+            .is_some_and(|r| r.api_version == NOOP_API_VERSION);
         if !is_noop || run.status.as_ref().is_some_and(|s| s.succeeded().is_some()) {
             continue;
         }
@@ -278,12 +359,16 @@ async fn run_noop_tasks(api: Api<CustomRun>) {
         .unwrap();
         let mut done = run.clone();
         done.status = Some(CustomRunStatus { results, ..status });
-        let _ = api.replace_status(&run.name_any(), &PostParams::default(), &done).await;
+        let _ = api
+            .replace_status(&run.name_any(), &PostParams::default(), &done)
+            .await;
     }
 }
 
 fn chrono_now() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 /// Runs a command and returns its stdout, failing with its stderr.
@@ -294,7 +379,10 @@ pub async fn command_output(program: &str, args: &[&str]) -> anyhow::Result<Stri
         .await
         .with_context(|| format!("running {program}"))?;
     if !output.status.success() {
-        return Err(anyhow!("{program} {args:?}: {}", String::from_utf8_lossy(&output.stderr)));
+        return Err(anyhow!(
+            "{program} {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
     }
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }

@@ -22,24 +22,53 @@ fn release_pipeline(gate_params: serde_json::Value) -> serde_json::Value {
 #[tokio::test]
 async fn an_approval_lets_the_pipeline_through_without_any_pod() {
     let s = scenario("approval_lets_pipeline_through").await;
-    s.start_pipeline("release", release_pipeline(json!([
-        {"name": "approvers", "value": ["alice"]},
-        {"name": "message", "value": "Release v1.2 to production?"},
-    ])), json!({})).await;
-    let gate = s.wait_gate_reason("release-approve", "AwaitingApproval").await;
+    s.start_pipeline(
+        "release",
+        release_pipeline(json!([
+            {"name": "approvers", "value": ["alice"]},
+            {"name": "message", "value": "Release v1.2 to production?"},
+        ])),
+        json!({}),
+    )
+    .await;
+    let gate = s
+        .wait_gate_reason("release-approve", "AwaitingApproval")
+        .await;
     assert_eq!(
         condition(&gate),
-        ("Unknown".into(), "AwaitingApproval".into(),
-         "Waiting for 1 more approval (0 of 1) from alice: Release v1.2 to production?".into())
+        (
+            "Unknown".into(),
+            "AwaitingApproval".into(),
+            "Waiting for 1 more approval (0 of 1) from alice: Release v1.2 to production?".into()
+        )
     );
     let pods: Api<Pod> = Api::namespaced(s.admin.clone(), &s.namespace);
-    assert!(pods.list(&Default::default()).await.unwrap().items.is_empty(), "a gate holds no pod");
-    assert!(s.customruns().get_opt("release-deploy").await.unwrap().is_none(), "deploy waits for the gate");
+    assert!(
+        pods.list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty(),
+        "a gate holds no pod"
+    );
+    assert!(
+        s.customruns()
+            .get_opt("release-deploy")
+            .await
+            .unwrap()
+            .is_none(),
+        "deploy waits for the gate"
+    );
 
     let alice = s.as_user("alice", &[]).await;
-    s.annotate(&alice, "release-approve", APPROVE, "ship it").await.expect("alice may approve");
+    s.annotate(&alice, "release-approve", APPROVE, "ship it")
+        .await
+        .expect("alice may approve");
     let pipeline = s.wait_pipelinerun_done("release").await;
-    assert_eq!(pipelinerun_condition(&pipeline).unwrap(), ("True".into(), "Succeeded".into()));
+    assert_eq!(
+        pipelinerun_condition(&pipeline).unwrap(),
+        ("True".into(), "Succeeded".into())
+    );
     let gate = s.customruns().get("release-approve").await.unwrap();
     assert_eq!(condition(&gate).1, "Approved");
     assert_eq!(result(&gate, "decision"), "approved");
@@ -47,33 +76,65 @@ async fn an_approval_lets_the_pipeline_through_without_any_pod() {
     assert_eq!(result(&gate, "comments"), r#"["alice: ship it"]"#);
     let deploy = s.customruns().get("release-deploy").await.unwrap();
     assert_eq!(succeeded_reason(&deploy), Some("Done"));
-    let reasons: Vec<String> = s.event_reasons("release-approve").await.into_iter().map(|(r, _)| r).collect();
-    assert_eq!(reasons, ["AwaitingApproval", "DecisionRecorded", "Approved"]);
+    let reasons: Vec<String> = s
+        .event_reasons("release-approve")
+        .await
+        .into_iter()
+        .map(|(r, _)| r)
+        .collect();
+    assert_eq!(
+        reasons,
+        ["AwaitingApproval", "DecisionRecorded", "Approved"]
+    );
 }
 
 #[tokio::test]
 async fn two_approvals_come_from_a_group_member_and_a_user_and_repeats_count_once() {
     let s = scenario("two_approvals").await;
-    s.start_pipeline("release", release_pipeline(json!([
-        {"name": "approvers", "value": ["alice", "group:release-managers"]},
-        {"name": "minApprovals", "value": "2"},
-    ])), json!({})).await;
-    s.wait_gate_reason("release-approve", "AwaitingApproval").await;
+    s.start_pipeline(
+        "release",
+        release_pipeline(json!([
+            {"name": "approvers", "value": ["alice", "group:release-managers"]},
+            {"name": "minApprovals", "value": "2"},
+        ])),
+        json!({}),
+    )
+    .await;
+    s.wait_gate_reason("release-approve", "AwaitingApproval")
+        .await;
     let alice = s.as_user("alice", &[]).await;
-    s.annotate(&alice, "release-approve", APPROVE, "").await.unwrap();
-    s.wait_customrun("release-approve", "alice's approval counted", |run| condition(run).2.contains("(1 of 2)")).await;
+    s.annotate(&alice, "release-approve", APPROVE, "")
+        .await
+        .unwrap();
+    s.wait_customrun("release-approve", "alice's approval counted", |run| {
+        condition(run).2.contains("(1 of 2)")
+    })
+    .await;
     // Approving again changes nothing: one user, one vote.
-    s.annotate(&alice, "release-approve", APPROVE, "really").await.unwrap();
-    let gate = s.wait_customrun("release-approve", "alice's second record seen", |run| {
-        run.metadata.annotations.as_ref().and_then(|a| a.get(LEDGER)).is_some_and(|l| l.matches("alice").count() == 2)
-    }).await;
+    s.annotate(&alice, "release-approve", APPROVE, "really")
+        .await
+        .unwrap();
+    let gate = s
+        .wait_customrun("release-approve", "alice's second record seen", |run| {
+            run.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(LEDGER))
+                .is_some_and(|l| l.matches("alice").count() == 2)
+        })
+        .await;
     assert_eq!(condition(&gate).0, "Unknown");
     let bob = s.as_user("bob", &["release-managers"]).await;
-    s.annotate(&bob, "release-approve", APPROVE, "").await.unwrap();
+    s.annotate(&bob, "release-approve", APPROVE, "")
+        .await
+        .unwrap();
     let gate = s.wait_gate_reason("release-approve", "Approved").await;
     assert_eq!(condition(&gate).2, "Approved by alice, bob");
     assert_eq!(result(&gate, "approvedBy"), r#"["alice","bob"]"#);
-    assert!(gate.metadata.annotations.as_ref().unwrap()[LEDGER].contains(r#""groups":["release-managers"]"#));
+    assert!(
+        gate.metadata.annotations.as_ref().unwrap()[LEDGER]
+            .contains(r#""groups":["release-managers"]"#)
+    );
     let pipeline = s.wait_pipelinerun_done("release").await;
     assert_eq!(pipelinerun_condition(&pipeline).unwrap().0, "True");
 }
@@ -91,19 +152,33 @@ async fn a_rejection_fails_the_pipeline_and_finally_sees_the_gates_status() {
         ],
     }]);
     s.start_pipeline("release", pipeline, json!({})).await;
-    s.wait_gate_reason("release-approve", "AwaitingApproval").await;
+    s.wait_gate_reason("release-approve", "AwaitingApproval")
+        .await;
     let carol = s.as_user("carol", &[]).await;
-    s.annotate(&carol, "release-approve", REJECT, "not during the freeze").await.unwrap();
+    s.annotate(&carol, "release-approve", REJECT, "not during the freeze")
+        .await
+        .unwrap();
     let gate = s.wait_gate_reason("release-approve", "Rejected").await;
     assert_eq!(
         condition(&gate),
-        ("False".into(), "Rejected".into(), "Rejected by carol: not during the freeze".into())
+        (
+            "False".into(),
+            "Rejected".into(),
+            "Rejected by carol: not during the freeze".into()
+        )
     );
     assert_eq!(result(&gate, "decision"), "rejected");
     assert_eq!(result(&gate, "rejectedBy"), r#"["carol"]"#);
     let pipeline = s.wait_pipelinerun_done("release").await;
     assert_eq!(pipelinerun_condition(&pipeline).unwrap().0, "False");
-    assert!(s.customruns().get_opt("release-deploy").await.unwrap().is_none(), "deploy never ran");
+    assert!(
+        s.customruns()
+            .get_opt("release-deploy")
+            .await
+            .unwrap()
+            .is_none(),
+        "deploy never ran"
+    );
     let report = s.customruns().get("release-report").await.unwrap();
     assert_eq!(result(&report, "gate-status"), "Failed");
     assert_eq!(result(&report, "gate-reason"), "Rejected");
@@ -117,25 +192,41 @@ async fn on_reject_continue_takes_the_rejection_branch() {
     deploy["when"] = decision_is("approved");
     let mut notify = noop_task("notify-rejected", &["approve"]);
     notify["when"] = decision_is("rejected");
-    notify["params"] = json!([{"name": "rejected-by", "value": "$(tasks.approve.results.rejectedBy[*])"}]);
-    s.start_pipeline("release", json!({"tasks": [
-        gate_task("approve", &[], json!([
-            {"name": "approvers", "value": ["carol"]},
-            {"name": "onReject", "value": "continue"},
-        ])),
-        deploy,
-        notify,
-    ]}), json!({})).await;
-    s.wait_gate_reason("release-approve", "AwaitingApproval").await;
+    notify["params"] =
+        json!([{"name": "rejected-by", "value": "$(tasks.approve.results.rejectedBy[*])"}]);
+    s.start_pipeline(
+        "release",
+        json!({"tasks": [
+            gate_task("approve", &[], json!([
+                {"name": "approvers", "value": ["carol"]},
+                {"name": "onReject", "value": "continue"},
+            ])),
+            deploy,
+            notify,
+        ]}),
+        json!({}),
+    )
+    .await;
+    s.wait_gate_reason("release-approve", "AwaitingApproval")
+        .await;
     let carol = s.as_user("carol", &[]).await;
-    s.annotate(&carol, "release-approve", REJECT, "").await.unwrap();
+    s.annotate(&carol, "release-approve", REJECT, "")
+        .await
+        .unwrap();
     let gate = s.wait_gate_reason("release-approve", "Rejected").await;
     assert_eq!(condition(&gate).0, "True", "onReject: continue succeeds");
     let pipeline = s.wait_pipelinerun_done("release").await;
     assert_eq!(pipelinerun_condition(&pipeline).unwrap().0, "True");
     let notify = s.customruns().get("release-notify-rejected").await.unwrap();
     assert_eq!(result(&notify, "rejected-by"), r#"["carol"]"#);
-    assert!(s.customruns().get_opt("release-deploy").await.unwrap().is_none(), "deploy was skipped");
+    assert!(
+        s.customruns()
+            .get_opt("release-deploy")
+            .await
+            .unwrap()
+            .is_none(),
+        "deploy was skipped"
+    );
     let skipped = pipeline.data["status"]["skippedTasks"].to_string();
     assert!(skipped.contains("\"deploy\""), "{skipped}");
 }
@@ -143,107 +234,213 @@ async fn on_reject_continue_takes_the_rejection_branch() {
 #[tokio::test]
 async fn the_deadline_fails_the_pipeline_or_approves_on_timeout() {
     let s = scenario("deadline").await;
-    let mut gate = gate_task("approve", &[], json!([{"name": "approvers", "value": ["alice"]}]));
+    let mut gate = gate_task(
+        "approve",
+        &[],
+        json!([{"name": "approvers", "value": ["alice"]}]),
+    );
     gate["timeout"] = json!("2s");
-    s.start_pipeline("strict", json!({"tasks": [gate.clone()]}), json!({})).await;
+    s.start_pipeline("strict", json!({"tasks": [gate.clone()]}), json!({}))
+        .await;
     let mut lenient = gate;
     lenient["params"] = json!([
         {"name": "approvers", "value": ["alice"]},
         {"name": "onTimeout", "value": "approve"},
     ]);
-    s.start_pipeline("lenient", json!({"tasks": [lenient, noop_task("deploy", &["approve"])]}), json!({})).await;
+    s.start_pipeline(
+        "lenient",
+        json!({"tasks": [lenient, noop_task("deploy", &["approve"])]}),
+        json!({}),
+    )
+    .await;
 
-    let strict = s.wait_gate_reason("strict-approve", "CustomRunTimedOut").await;
+    let strict = s
+        .wait_gate_reason("strict-approve", "CustomRunTimedOut")
+        .await;
     assert_eq!(
         condition(&strict),
-        ("False".into(), "CustomRunTimedOut".into(), "No decision within 2s (0 of 1 approvals)".into())
+        (
+            "False".into(),
+            "CustomRunTimedOut".into(),
+            "No decision within 2s (0 of 1 approvals)".into()
+        )
     );
     assert_eq!(result(&strict, "decision"), "timed-out");
     let pipeline = s.wait_pipelinerun_done("strict").await;
     assert_eq!(pipelinerun_condition(&pipeline).unwrap().0, "False");
 
-    let lenient = s.wait_gate_reason("lenient-approve", "ApprovedOnTimeout").await;
+    let lenient = s
+        .wait_gate_reason("lenient-approve", "ApprovedOnTimeout")
+        .await;
     assert_eq!(condition(&lenient).0, "True");
     let pipeline = s.wait_pipelinerun_done("lenient").await;
     assert_eq!(pipelinerun_condition(&pipeline).unwrap().0, "True");
     // A decision after the deadline is refused, with the reason.
     let alice = s.as_user("alice", &[]).await;
-    let denied = s.annotate(&alice, "strict-approve", APPROVE, "late").await.unwrap_err();
+    let denied = s
+        .annotate(&alice, "strict-approve", APPROVE, "late")
+        .await
+        .unwrap_err();
     assert!(denied.to_string().contains("timed out at"), "{denied}");
 }
 
 #[tokio::test]
 async fn cancelling_the_pipelinerun_cancels_the_gate() {
     let s = scenario("cancel_pipelinerun").await;
-    s.start_pipeline("release", release_pipeline(json!([{"name": "approvers", "value": ["alice"]}])), json!({})).await;
-    s.wait_gate_reason("release-approve", "AwaitingApproval").await;
+    s.start_pipeline(
+        "release",
+        release_pipeline(json!([{"name": "approvers", "value": ["alice"]}])),
+        json!({}),
+    )
+    .await;
+    s.wait_gate_reason("release-approve", "AwaitingApproval")
+        .await;
     s.pipelineruns()
-        .patch("release", &PatchParams::default(), &Patch::Merge(json!({"spec": {"status": "Cancelled"}})))
+        .patch(
+            "release",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"status": "Cancelled"}})),
+        )
         .await
         .unwrap();
-    let gate = s.wait_gate_reason("release-approve", "CustomRunCancelled").await;
+    let gate = s
+        .wait_gate_reason("release-approve", "CustomRunCancelled")
+        .await;
     assert_eq!(condition(&gate).0, "False");
     assert_eq!(gate.spec.status.as_deref(), Some("RunCancelled"));
     let pipeline = s.wait_pipelinerun_done("release").await;
-    assert_eq!(pipelinerun_condition(&pipeline).unwrap(), ("False".into(), "Cancelled".into()));
+    assert_eq!(
+        pipelinerun_condition(&pipeline).unwrap(),
+        ("False".into(), "Cancelled".into())
+    );
 }
 
 #[tokio::test]
 async fn a_pipelinerun_timeout_shorter_than_the_gates_cancels_the_gate() {
     let s = scenario("pipelinerun_timeout").await;
-    let mut gate = gate_task("approve", &[], json!([{"name": "approvers", "value": ["alice"]}]));
+    let mut gate = gate_task(
+        "approve",
+        &[],
+        json!([{"name": "approvers", "value": ["alice"]}]),
+    );
     gate["timeout"] = json!("1h");
-    s.start_pipeline("release", json!({"tasks": [gate]}), json!({"timeouts": {"pipeline": "3s"}})).await;
-    let gate = s.wait_gate_reason("release-approve", "CustomRunCancelled").await;
+    s.start_pipeline(
+        "release",
+        json!({"tasks": [gate]}),
+        json!({"timeouts": {"pipeline": "3s"}}),
+    )
+    .await;
+    let gate = s
+        .wait_gate_reason("release-approve", "CustomRunCancelled")
+        .await;
     assert_eq!(condition(&gate).0, "False");
     let pipeline = s.wait_pipelinerun_done("release").await;
-    assert_eq!(pipelinerun_condition(&pipeline).unwrap().1, "PipelineRunTimeout");
+    assert_eq!(
+        pipelinerun_condition(&pipeline).unwrap().1,
+        "PipelineRunTimeout"
+    );
 }
 
 #[tokio::test]
 async fn invalid_params_fail_fast_with_the_protocols_message() {
     let s = scenario("invalid_params").await;
-    s.start_pipeline("release", release_pipeline(json!([
-        {"name": "approvers", "value": ["alice", "bob"]},
-        {"name": "minApproval", "value": "2"},
-    ])), json!({})).await;
-    let gate = s.wait_gate_reason("release-approve", "InvalidApproval").await;
+    s.start_pipeline(
+        "release",
+        release_pipeline(json!([
+            {"name": "approvers", "value": ["alice", "bob"]},
+            {"name": "minApproval", "value": "2"},
+        ])),
+        json!({}),
+    )
+    .await;
+    let gate = s
+        .wait_gate_reason("release-approve", "InvalidApproval")
+        .await;
     assert_eq!(
         condition(&gate),
-        ("False".into(), "InvalidApproval".into(), "unknown param `minApproval`; did you mean `minApprovals`?".into())
+        (
+            "False".into(),
+            "InvalidApproval".into(),
+            "unknown param `minApproval`; did you mean `minApprovals`?".into()
+        )
     );
     let pipeline = s.wait_pipelinerun_done("release").await;
     assert_eq!(pipelinerun_condition(&pipeline).unwrap().0, "False");
-    let reasons: Vec<String> = s.event_reasons("release-approve").await.into_iter().map(|(r, _)| r).collect();
+    let reasons: Vec<String> = s
+        .event_reasons("release-approve")
+        .await
+        .into_iter()
+        .map(|(r, _)| r)
+        .collect();
     assert_eq!(reasons, ["InvalidApproval"]);
 }
 
 #[tokio::test]
 async fn the_webhook_stops_what_an_attacker_who_can_annotate_writes() {
     let s = scenario("webhook_rules").await;
-    s.start_pipeline("release", release_pipeline(json!([{"name": "approvers", "value": ["alice"]}])), json!({})).await;
-    let before = s.wait_gate_reason("release-approve", "AwaitingApproval").await;
+    s.start_pipeline(
+        "release",
+        release_pipeline(json!([{"name": "approvers", "value": ["alice"]}])),
+        json!({}),
+    )
+    .await;
+    let before = s
+        .wait_gate_reason("release-approve", "AwaitingApproval")
+        .await;
     let mallory = s.as_user("mallory", &["qa"]).await;
 
-    let denied = s.annotate(&mallory, "release-approve", APPROVE, "lgtm").await.unwrap_err();
+    let denied = s
+        .annotate(&mallory, "release-approve", APPROVE, "lgtm")
+        .await
+        .unwrap_err();
     assert!(
-        denied.to_string().contains(
-            "mallory may not decide gate ".to_string().as_str()
-        ) && denied.to_string().contains("its approvers are alice. Ask one of them to approve"),
+        denied
+            .to_string()
+            .contains("mallory may not decide gate ".to_string().as_str())
+            && denied
+                .to_string()
+                .contains("its approvers are alice. Ask one of them to approve"),
         "{denied}"
     );
     let forged = r#"[{"user":"alice","decision":"approve","time":"2026-01-01T00:00:00Z"}]"#;
-    let denied = s.annotate(&mallory, "release-approve", LEDGER, forged).await.unwrap_err();
-    assert!(denied.to_string().contains("is written only by the approval webhook"), "{denied}");
+    let denied = s
+        .annotate(&mallory, "release-approve", LEDGER, forged)
+        .await
+        .unwrap_err();
+    assert!(
+        denied
+            .to_string()
+            .contains("is written only by the approval webhook"),
+        "{denied}"
+    );
 
     let api: Api<api::CustomRun> = Api::namespaced(mallory.clone(), &s.namespace);
     let widen = json!({"spec": {"params": [{"name": "approvers", "value": ["mallory"]}]}});
-    let denied = api.patch("release-approve", &PatchParams::default(), &Patch::Merge(&widen)).await.unwrap_err();
-    assert!(denied.to_string().contains("cannot change after it is created"), "{denied}");
+    let denied = api
+        .patch(
+            "release-approve",
+            &PatchParams::default(),
+            &Patch::Merge(&widen),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        denied
+            .to_string()
+            .contains("cannot change after it is created"),
+        "{denied}"
+    );
 
     let after = s.customruns().get("release-approve").await.unwrap();
     assert_eq!(after.spec, before.spec, "nothing changed");
-    assert_eq!(after.metadata.annotations.as_ref().and_then(|a| a.get(LEDGER)), None);
+    assert_eq!(
+        after
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(LEDGER)),
+        None
+    );
     assert_eq!(condition(&after).0, "Unknown");
 }
 
@@ -251,33 +448,59 @@ async fn the_webhook_stops_what_an_attacker_who_can_annotate_writes() {
 async fn tkn_describes_a_waiting_gate_and_its_results() {
     let s = scenario("tkn_describe").await;
     s.start_pipeline("release", json!({"tasks": [gate_task("approve", &[], json!([{"name": "approvers", "value": ["alice"]}]))]}), json!({})).await;
-    s.wait_gate_reason("release-approve", "AwaitingApproval").await;
+    s.wait_gate_reason("release-approve", "AwaitingApproval")
+        .await;
     let tkn = std::env::var("APPROVAL_E2E_TKN").expect("APPROVAL_E2E_TKN (set by e2e.sh)");
-    let args = ["customrun", "describe", "release-approve", "-n", s.namespace.as_str()];
+    let args = [
+        "customrun",
+        "describe",
+        "release-approve",
+        "-n",
+        s.namespace.as_str(),
+    ];
     let describe = || command_output(&tkn, &args);
     let waiting = describe().await.unwrap();
     assert!(waiting.contains("Running(AwaitingApproval)"), "{waiting}");
     let alice = s.as_user("alice", &[]).await;
-    s.annotate(&alice, "release-approve", APPROVE, "ok").await.unwrap();
+    s.annotate(&alice, "release-approve", APPROVE, "ok")
+        .await
+        .unwrap();
     s.wait_gate_reason("release-approve", "Approved").await;
     let done = describe().await.unwrap();
     assert!(done.contains("Succeeded"), "{done}");
-    assert!(done.contains("decision") && done.contains("approved"), "{done}");
+    assert!(
+        done.contains("decision") && done.contains("approved"),
+        "{done}"
+    );
     assert!(done.contains("approvedBy"), "{done}");
 }
 
 #[tokio::test]
 async fn a_rejected_gate_with_retries_reopens_and_can_then_be_approved() {
     let s = scenario("retries").await;
-    let mut gate = gate_task("approve", &[], json!([{"name": "approvers", "value": ["alice", "carol"]}]));
+    let mut gate = gate_task(
+        "approve",
+        &[],
+        json!([{"name": "approvers", "value": ["alice", "carol"]}]),
+    );
     gate["retries"] = json!(1);
-    s.start_pipeline("release", json!({"tasks": [gate, noop_task("deploy", &["approve"])]}), json!({})).await;
-    s.wait_gate_reason("release-approve", "AwaitingApproval").await;
+    s.start_pipeline(
+        "release",
+        json!({"tasks": [gate, noop_task("deploy", &["approve"])]}),
+        json!({}),
+    )
+    .await;
+    s.wait_gate_reason("release-approve", "AwaitingApproval")
+        .await;
     let carol = s.as_user("carol", &[]).await;
-    s.annotate(&carol, "release-approve", REJECT, "fix the changelog").await.unwrap();
+    s.annotate(&carol, "release-approve", REJECT, "fix the changelog")
+        .await
+        .unwrap();
     let reopened = s
         .wait_customrun("release-approve", "the gate reopened", |run| {
-            run.status.as_ref().is_some_and(|st| st.retries_status.len() == 1)
+            run.status
+                .as_ref()
+                .is_some_and(|st| st.retries_status.len() == 1)
                 && succeeded_reason(run) == Some("AwaitingApproval")
         })
         .await;
@@ -286,12 +509,18 @@ async fn a_rejected_gate_with_retries_reopens_and_can_then_be_approved() {
     // The ledger of the first attempt is cleared by the controller.
     let cleared = s
         .wait_customrun("release-approve", "the ledger cleared", |run| {
-            run.metadata.annotations.as_ref().and_then(|a| a.get(LEDGER)).is_none()
+            run.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(LEDGER))
+                .is_none()
         })
         .await;
     assert_eq!(condition(&cleared).1, "AwaitingApproval");
     let alice = s.as_user("alice", &[]).await;
-    s.annotate(&alice, "release-approve", APPROVE, "").await.unwrap();
+    s.annotate(&alice, "release-approve", APPROVE, "")
+        .await
+        .unwrap();
     let gate = s.wait_gate_reason("release-approve", "Approved").await;
     assert_eq!(gate.status.as_ref().unwrap().retries_status.len(), 1);
     let pipeline = s.wait_pipelinerun_done("release").await;
@@ -301,19 +530,36 @@ async fn a_rejected_gate_with_retries_reopens_and_can_then_be_approved() {
 #[tokio::test]
 async fn every_sample_is_a_pipeline_tekton_accepts_and_starts() {
     let s = scenario("samples_valid").await;
-    let kubectl = std::env::var("APPROVAL_E2E_KUBECTL").expect("APPROVAL_E2E_KUBECTL (set by e2e.sh)");
+    let kubectl =
+        std::env::var("APPROVAL_E2E_KUBECTL").expect("APPROVAL_E2E_KUBECTL (set by e2e.sh)");
     let samples = concat!(env!("CARGO_MANIFEST_DIR"), "/../samples");
-    let mut files: Vec<_> = std::fs::read_dir(samples).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(samples)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.retain(|p| p.extension().is_some_and(|e| e == "yaml"));
     files.sort();
     assert!(files.len() >= 5, "{files:?}");
     for file in files {
         let file = file.to_str().unwrap();
-        let created = command_output(&kubectl, &["create", "-n", &s.namespace, "-f", file, "-o", "name"]).await.unwrap();
-        let run = created.lines().find_map(|l| l.strip_prefix("pipelinerun.tekton.dev/")).expect("a PipelineRun").to_string();
+        let created = command_output(
+            &kubectl,
+            &["create", "-n", &s.namespace, "-f", file, "-o", "name"],
+        )
+        .await
+        .unwrap();
+        let run = created
+            .lines()
+            .find_map(|l| l.strip_prefix("pipelinerun.tekton.dev/"))
+            .expect("a PipelineRun")
+            .to_string();
         // Tekton validated the pipeline and started its first tasks.
         let started = s.wait_pipelinerun_running_or_done(&run).await;
         let (status, reason) = pipelinerun_condition(&started).unwrap();
-        assert!(status == "Unknown" && reason == "Running", "{file}: {status} {reason}: {:?}", started.data["status"]);
+        assert!(
+            status == "Unknown" && reason == "Running",
+            "{file}: {status} {reason}: {:?}",
+            started.data["status"]
+        );
     }
 }
