@@ -37,7 +37,9 @@ test: lint unit e2e ## unit tests, then the end-to-end suite on a real control p
 
 .PHONY: unit
 unit: ## unit tests (pure core, tower-test API scenarios, webhook HTTP layer)
-	$(CARGO) test --locked --workspace --exclude approval-e2e
+	@mkdir -p target
+	$(CARGO) test --locked --workspace --exclude approval-e2e 2>&1 | tee target/unit-tests.log
+	@$(SCRIPTS)/count-tests.sh "unit tests" target/unit-tests.log
 
 .PHONY: e2e
 e2e: build ## the end-to-end suite on a fresh local control plane
@@ -60,6 +62,10 @@ tools: ## build the pinned control-plane tools into the cache
 lint: ## rustfmt and clippy, warnings are errors
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+
+.PHONY: crd
+crd: ## regenerate config/300-crd.yaml from src/api/approval.rs (a unit test checks it)
+	$(CARGO) run --quiet --bin approval-controller -- crd > config/300-crd.yaml
 
 .PHONY: fmt
 fmt: ## format the code

@@ -110,7 +110,7 @@ pub async fn reconcile(run: Arc<CustomRun>, ctx: Arc<Context>) -> Result<Action,
                 .await
             {
                 Ok(written) => {
-                    announce(&ctx, &written, &plan, now).await;
+                    announce(&ctx, &written, &plan).await;
                     run = written;
                 }
                 Err(kube::Error::Api(status)) if status.is_conflict() => {
@@ -139,11 +139,15 @@ pub async fn reconcile(run: Arc<CustomRun>, ctx: Arc<Context>) -> Result<Action,
 }
 
 /// Events and metrics, after the status they describe is stored.
-async fn announce(ctx: &Context, run: &CustomRun, plan: &Plan, now: DateTime<Utc>) {
+async fn announce(ctx: &Context, run: &CustomRun, plan: &Plan) {
     for event in &plan.events {
+        // Each event is stamped when it is published, not with the plan's time: one plan
+        // can carry several (DecisionRecorded, then Approved), and their names and order
+        // come from the stamp.
+        let published = (ctx.clock)();
         // An event is information, not state: failing to publish one must not redo the
         // status write (which would publish the others twice).
-        if let Err(e) = ctx.events.publish(run, event, now).await {
+        if let Err(e) = ctx.events.publish(run, event, published).await {
             warn!(name = %run.name_any(), reason = event.reason, error = %e, "publishing event failed");
             ctx.metrics.reconcile_error("event");
         }

@@ -76,6 +76,16 @@ struct Args {
     /// Tells replicas apart in events (defaults to the pod or host name).
     #[arg(long, env = "POD_NAME")]
     instance: Option<String>,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+/// One-shot commands instead of running.
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Print the Approval CRD (YAML), as checked in at config/300-crd.yaml.
+    Crd,
 }
 
 /// A part of the process.
@@ -90,6 +100,10 @@ enum Component {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(Command::Crd) = args.command {
+        print!("{}", tekton_approval::api::approval::crd_yaml());
+        return Ok(());
+    }
     telemetry::init(args.log_format);
     let runs = |c| args.components.contains(&c);
     let shutdown = shutdown_signal().shared();

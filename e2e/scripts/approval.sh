@@ -62,7 +62,7 @@ stop_one() {
   pid_alive "$name" || return 0
   local pid; pid="$(cat "$APPROVAL_STATE/run/$name.pid")"
   kill "-$signal" "$pid"
-  while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+  while process_alive "$pid"; do sleep 0.1; done
   rm -f "$APPROVAL_STATE/run/$name.pid"
 }
 

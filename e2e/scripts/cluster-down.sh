@@ -8,9 +8,9 @@ for name in approval-controller approval-webhook tekton-controller kube-apiserve
   file="$APPROVAL_STATE/run/$name.pid"
   [[ -f "$file" ]] || continue
   pid="$(cat "$file")"
-  if kill -0 "$pid" 2>/dev/null; then
+  if process_alive "$pid"; then
     kill "$pid" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq 50); do process_alive "$pid" || break; sleep 0.1; done
     kill -9 "$pid" 2>/dev/null || true
     log "stopped $name"
   fi

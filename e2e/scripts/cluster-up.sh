@@ -73,7 +73,7 @@ kubeconfig kubeconfig admin
 kubeconfig controller.kubeconfig controller
 
 # ---- etcd --------------------------------------------------------------------------------
-etcd_healthy() { curl -fsS "http://127.0.0.1:$ETCD_PORT/health" | grep -q '"health":"true"'; }
+etcd_healthy() { curl -fs "http://127.0.0.1:$ETCD_PORT/health" | grep -q '"health":"true"'; }
 if ! etcd_healthy; then
   log "starting etcd on :$ETCD_PORT"
   nohup "$(tool_path etcd)" --name approval-e2e --data-dir "$APPROVAL_STATE/etcd" \
@@ -88,7 +88,7 @@ fi
 
 # ---- kube-apiserver ----------------------------------------------------------------------
 apiserver_ready() {
-  curl -fsS --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" \
+  curl -fs --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" \
     "https://127.0.0.1:$APISERVER_PORT/readyz" | grep -q ok
 }
 if ! apiserver_ready; then
@@ -121,7 +121,7 @@ for file in "$TEKTON"/config-*.yaml; do
   sed 's/^  metrics-protocol: prometheus/  metrics-protocol: none/' "$file" | kubectl_admin apply -f - >/dev/null
 done
 
-tekton_ready() { curl -fsS "http://127.0.0.1:$TEKTON_PROBES_PORT/readiness" >/dev/null || curl -fsS "http://127.0.0.1:$TEKTON_PROBES_PORT/" >/dev/null; }
+tekton_ready() { curl -fsS "http://127.0.0.1:$TEKTON_PROBES_PORT/readiness" >/dev/null; }
 if ! pid_alive tekton-controller; then
   log "starting the Tekton Pipelines controller"
   # The image flags must be non-empty but are never used: no task here runs a pod.

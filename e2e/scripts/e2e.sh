@@ -20,5 +20,10 @@ suite=$SECONDS
 status=0
 (cd "$REPO_DIR" && cargo test --locked -p approval-e2e -- --test-threads "${E2E_THREADS:-6}" 2>&1) |
   tee "$APPROVAL_STATE/logs/e2e.log" || status=$?
+if [[ -f "$APPROVAL_STATE/logs/e2e-durations.txt" ]]; then
+  log "scenario durations:"
+  sort -k2 -n -r "$APPROVAL_STATE/logs/e2e-durations.txt" >&2
+fi
+"$(dirname "$0")/count-tests.sh" "e2e tests" "$APPROVAL_STATE/logs/e2e.log" || status=1
 log "e2e suite ran in $((SECONDS - suite))s; logs in $APPROVAL_STATE/logs"
 exit "$status"

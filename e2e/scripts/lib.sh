@@ -73,5 +73,13 @@ wait_for() {
 # pid_alive NAME: is the process recorded in $APPROVAL_STATE/run/NAME.pid running?
 pid_alive() {
   local file="$APPROVAL_STATE/run/$1.pid"
-  [[ -f "$file" ]] && kill -0 "$(cat "$file")" 2>/dev/null
+  [[ -f "$file" ]] && process_alive "$(cat "$file")"
+}
+
+# process_alive PID: running, and not a zombie (our processes are reparented when the
+# script that started them exits, and not every sandbox's init reaps them promptly)
+process_alive() {
+  local state
+  state="$(ps -o stat= -p "$1" 2>/dev/null)" || return 1
+  [[ -n "$state" && "$state" != Z* ]]
 }

@@ -231,15 +231,35 @@ impl Drop for Scenario {
     fn drop(&mut self) {
         self.noop_runner.abort();
         let secs = self.started.elapsed().as_secs_f64();
-        if std::thread::panicking() {
+        let verdict = if std::thread::panicking() {
             eprintln!(
                 "e2e: {} FAILED after {secs:.1}s (namespace {})",
                 self.name, self.namespace
             );
             print_logs(&self.namespace);
+            "FAILED"
         } else {
-            eprintln!("e2e: {} passed in {secs:.1}s", self.name);
-        }
+            "passed"
+        };
+        record_duration(verdict, self.name, secs);
+    }
+}
+
+/// Appends one line per scenario to `$APPROVAL_STATE/logs/e2e-durations.txt`, which e2e.sh
+/// prints at the end: cargo test shows a passing test's own output only on failure.
+fn record_duration(verdict: &str, name: &str, secs: f64) {
+    use std::io::Write as _;
+    let Ok(state) = std::env::var("APPROVAL_STATE") else {
+        return;
+    };
+    let line = format!("{verdict:<6} {secs:>6.1}s  {name}\n");
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(format!("{state}/logs/e2e-durations.txt"))
+    {
+        // One write per line: parallel scenarios never interleave within a line.
+        let _ = file.write_all(line.as_bytes());
     }
 }
 

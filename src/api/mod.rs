@@ -1,5 +1,6 @@
-//! Wire types: Tekton's `CustomRun` and Kubernetes time formats. No logic beyond (de)serialising.
+//! Wire types: Tekton's `CustomRun`, our `Approval` CRD and Kubernetes time formats. No logic beyond (de)serialising.
 
+pub mod approval;
 pub mod customrun;
 pub mod time;
 
