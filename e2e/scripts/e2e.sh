@@ -13,6 +13,8 @@ start=$SECONDS
 log "control plane up in $((SECONDS - start))s"
 
 export KUBECONFIG="$APPROVAL_STATE/kubeconfig"
+# A failing scenario prints its own assertion and the components' log lines: no backtraces.
+export RUST_BACKTRACE=0
 export APPROVAL_E2E_SCRIPTS="$E2E_DIR/scripts"
 export APPROVAL_E2E_TKN; APPROVAL_E2E_TKN="$(tool_path tkn)"
 export APPROVAL_E2E_KUBECTL; APPROVAL_E2E_KUBECTL="$(tool_path kubectl)"
