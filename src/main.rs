@@ -69,6 +69,16 @@ struct Args {
     )]
     controller_username: String,
 
+    /// Users that create runs on a PipelineRun's behalf: the requested-by stamp they copy
+    /// from the PipelineRun is kept (repeat or comma-separate).
+    #[arg(
+        long = "trusted-creator",
+        env = "APPROVAL_TRUSTED_CREATORS",
+        value_delimiter = ',',
+        default_value = "system:serviceaccount:tekton-pipelines:tekton-pipelines-controller"
+    )]
+    trusted_creators: Vec<String>,
+
     /// A kubeconfig to use instead of KUBECONFIG / in-cluster configuration.
     #[arg(long, env = "APPROVAL_KUBECONFIG")]
     kubeconfig: Option<PathBuf>,
@@ -127,6 +137,7 @@ async fn main() -> anyhow::Result<()> {
         let cert = Arc::new(ReloadingCert::load(cert, key)?);
         let admission = Arc::new(Admission {
             controller_username: args.controller_username.clone(),
+            trusted_creators: args.trusted_creators.clone(),
         });
         tracing::info!(controller_username = %args.controller_username, "starting admission webhook");
         webhook::serve(args.webhook_addr, cert, admission, shutdown.clone()).await

@@ -111,6 +111,31 @@ fn judge(
         // Deletes and connects are not registered; if they come anyway they are no decision.
         _ => return Ok(Mutation::Unchanged),
     };
+    let username = request.user_info.username.as_deref().unwrap_or_default();
+    if username.is_empty() {
+        return Err(Denial("the request has no authenticated user".into()));
+    }
+    let groups = request.user_info.groups.clone().unwrap_or_default();
+    let requester = Requester {
+        username,
+        groups: &groups,
+    };
+    if request.kind.kind == "PipelineRun" {
+        let annotations =
+            |o: &Option<DynamicObject>| o.as_ref().and_then(|o| o.metadata.annotations.clone());
+        let new_annotations = annotations(&request.object);
+        return admission.admit_pipelinerun(
+            operation,
+            annotations(&request.old_object).as_ref(),
+            new_annotations.as_ref(),
+            requester,
+            &format!(
+                "{}/{}",
+                request.namespace.as_deref().unwrap_or_default(),
+                request.name
+            ),
+        );
+    }
     let read = |object: &Option<DynamicObject>| -> Result<Option<CustomRun>, Denial> {
         object
             .as_ref()
@@ -127,21 +152,7 @@ fn judge(
     };
     let new = read(&request.object)?.ok_or_else(|| Denial("the review has no object".into()))?;
     let old = read(&request.old_object)?;
-    let username = request.user_info.username.as_deref().unwrap_or_default();
-    if username.is_empty() {
-        return Err(Denial("the request has no authenticated user".into()));
-    }
-    let groups = request.user_info.groups.clone().unwrap_or_default();
-    admission.admit(
-        operation,
-        old.as_ref(),
-        &new,
-        Requester {
-            username,
-            groups: &groups,
-        },
-        now,
-    )
+    admission.admit(operation, old.as_ref(), &new, requester, now)
 }
 
 /// The router (no TLS): POST [`ADMIT_PATH`].

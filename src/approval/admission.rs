@@ -2,6 +2,7 @@
 //! who is asking; only that identity is ever recorded. Pure: the HTTP layer passes the
 //! request in and sends the answer back.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use chrono::{DateTime, SubsecRound, Utc};
@@ -10,7 +11,11 @@ use serde_json::{Value, json};
 use super::ledger::{Decision, Ledger, Record};
 use super::outcome::{Outcome, evaluate};
 use super::plan::{Attempt, has_ended, reason};
-use super::{APPROVE_ANNOTATION, LEDGER_ANNOTATION, REJECT_ANNOTATION, classify};
+use super::policy::SelfApproval;
+use super::requester::stamp;
+use super::{
+    APPROVE_ANNOTATION, LEDGER_ANNOTATION, REJECT_ANNOTATION, REQUESTED_BY_ANNOTATION, classify,
+};
 use crate::api::customrun::RUN_CANCELLED;
 use crate::api::{CustomRun, CustomRunSpec};
 
@@ -61,9 +66,45 @@ impl fmt::Display for Denial {
 pub struct Admission {
     /// The controller's own username: the only one that may rewrite the ledger.
     pub controller_username: String,
+    /// Users that create runs on a PipelineRun's behalf (Tekton's controller): the
+    /// requested-by stamp they copy is kept as it is.
+    pub trusted_creators: Vec<String>,
 }
 
 impl Admission {
+    fn trusts(&self, requester: Requester<'_>) -> bool {
+        self.trusted_creators
+            .iter()
+            .any(|user| user == requester.username)
+    }
+
+    /// Judges one write to a PipelineRun: only its requested-by stamp is our business.
+    pub fn admit_pipelinerun(
+        &self,
+        operation: Operation,
+        old: Option<&BTreeMap<String, String>>,
+        new: Option<&BTreeMap<String, String>>,
+        requester: Requester<'_>,
+        name: &str,
+    ) -> Result<Mutation, Denial> {
+        let operations = stamp(
+            operation,
+            old,
+            new,
+            requester.username,
+            self.trusts(requester),
+            &format!("PipelineRun {name}"),
+        )?;
+        Ok(if operations.is_empty() {
+            Mutation::Unchanged
+        } else {
+            Mutation::Patch {
+                operations,
+                recorded: None,
+            }
+        })
+    }
+
     /// Judges one write to a CustomRun.
     pub fn admit(
         &self,
@@ -94,7 +135,22 @@ impl Admission {
                          waiting, with kubectl annotate customrun ... {input}=\"comment\""
                     )));
                 }
-                return Ok(Mutation::Unchanged);
+                let operations = stamp(
+                    Operation::Create,
+                    None,
+                    new.metadata.annotations.as_ref(),
+                    requester.username,
+                    self.trusts(requester),
+                    &name,
+                )?;
+                return Ok(if operations.is_empty() {
+                    Mutation::Unchanged
+                } else {
+                    Mutation::Patch {
+                        operations,
+                        recorded: None,
+                    }
+                });
             }
             (Operation::Update, Some(old)) => old,
         };
@@ -105,6 +161,14 @@ impl Admission {
                  PipelineRun instead"
             )));
         }
+        stamp(
+            Operation::Update,
+            old.metadata.annotations.as_ref(),
+            new.metadata.annotations.as_ref(),
+            requester.username,
+            false,
+            &name,
+        )?;
         if new_ledger != annotation(old, LEDGER_ANNOTATION) && !is_controller {
             return Err(Denial(format!(
                 "{LEDGER_ANNOTATION} of {name} is written only by the approval webhook: to \
@@ -138,7 +202,7 @@ impl Admission {
                 operations.push(remove(input));
                 operations.push(json!({
                     "op": "add",
-                    "path": pointer(LEDGER_ANNOTATION),
+                    "path": annotation_pointer(LEDGER_ANNOTATION),
                     "value": ledger.to_annotation(),
                 }));
                 Some(record)
@@ -203,6 +267,31 @@ impl Admission {
                     "reject"
                 },
             )));
+        }
+        if decision == Decision::Approve {
+            let policy_name = match &policy.policy {
+                Some(name) => format!("Approval policy {name}"),
+                None => "this gate".to_string(),
+            };
+            match policy.self_approval_bar(requester.username) {
+                None => {}
+                Some(SelfApproval::OwnRun) => {
+                    return Err(Denial(format!(
+                        "{user} started the run of {name} and {policy_name} does not allow \
+                         self-approval: ask another of its approvers ({approvers})",
+                        user = requester.username,
+                        approvers = policy.approvers,
+                    )));
+                }
+                Some(SelfApproval::UnknownRequester) => {
+                    return Err(Denial(format!(
+                        "{name} does not know who started its run (no {REQUESTED_BY_ANNOTATION}: \
+                         it was created while the approval webhook was not stamping runs) and \
+                         {policy_name} does not allow self-approval, so no approval can be \
+                         recorded: start a new run"
+                    )));
+                }
+            }
         }
         let mut ledger = Ledger::parse(annotation(old, LEDGER_ANNOTATION))
             .map_err(|e| Denial(format!("{name} cannot take decisions: {e}")))?;
@@ -311,7 +400,7 @@ fn without_cancellation(spec: &CustomRunSpec) -> CustomRunSpec {
 }
 
 /// A JSON pointer to an annotation.
-fn pointer(key: &str) -> String {
+pub(super) fn annotation_pointer(key: &str) -> String {
     format!(
         "/metadata/annotations/{}",
         key.replace('~', "~0").replace('/', "~1")
@@ -319,7 +408,7 @@ fn pointer(key: &str) -> String {
 }
 
 fn remove(key: &str) -> Value {
-    json!({"op": "remove", "path": pointer(key)})
+    json!({"op": "remove", "path": annotation_pointer(key)})
 }
 
 #[cfg(test)]

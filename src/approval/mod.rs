@@ -9,6 +9,7 @@ pub mod outcome;
 pub mod params;
 pub mod plan;
 pub mod policy;
+pub mod requester;
 
 /// Our API group.
 pub const GROUP: &str = "approval.tekton.dev";
@@ -22,6 +23,9 @@ pub const APPROVE_ANNOTATION: &str = "approval.tekton.dev/approve";
 pub const REJECT_ANNOTATION: &str = "approval.tekton.dev/reject";
 /// The ledger: decisions recorded by the webhook, a JSON array.
 pub const LEDGER_ANNOTATION: &str = "approval.tekton.dev/decisions";
+/// Who started the run: stamped by the webhook on PipelineRun and CustomRun CREATE, copied
+/// by Tekton from a PipelineRun to its CustomRuns, frozen into the gate when it starts.
+pub const REQUESTED_BY_ANNOTATION: &str = "approval.tekton.dev/requested-by";
 
 pub use gate::{Gate, PolicyLookup, classify};
 pub use plan::{Plan, plan};

@@ -84,6 +84,10 @@ pub fn evaluate(
         if !policy.approvers.admits(&record.user, &record.groups) {
             continue;
         }
+        if record.decision == Decision::Approve && policy.self_approval_bar(&record.user).is_some()
+        {
+            continue;
+        }
         tally.counted.push(record.clone());
         // A user's latest record replaces their earlier one: one user, one vote.
         tally.approved_by.retain(|u| u != &record.user);
@@ -130,6 +134,8 @@ mod tests {
             on_reject: Default::default(),
             timeout: Duration::from_secs(3600),
             policy: None,
+            allow_self_approval: true,
+            requested_by: None,
         }
     }
 
@@ -296,5 +302,47 @@ mod tests {
         let tally = evaluate(&policy(&["alice", "group:sre"], 1), &records, None, time(3));
         assert_eq!(tally.outcome, Outcome::Waiting);
         assert!(tally.counted.is_empty());
+    }
+
+    #[test]
+    fn the_requesters_own_approval_never_counts_when_self_approval_is_forbidden() {
+        let mut forbidding = policy(&["alice", "dave"], 1);
+        forbidding.allow_self_approval = false;
+        forbidding.requested_by = Some("dave".into());
+        let records = [record("dave", &[], Approve, 1)];
+        let tally = evaluate(&forbidding, &records, None, time(2));
+        assert_eq!(tally.outcome, Outcome::Waiting);
+        // The requester may still stop their own run.
+        let records = [record("dave", &[], Reject, 1)];
+        assert!(matches!(
+            evaluate(&forbidding, &records, None, time(2)).outcome,
+            Outcome::Rejected { .. }
+        ));
+        let records = [
+            record("dave", &[], Approve, 1),
+            record("alice", &[], Approve, 2),
+        ];
+        let tally = evaluate(&forbidding, &records, None, time(3));
+        assert_eq!(tally.outcome, Outcome::Approved { at: time(2) });
+        assert_eq!(tally.approved_by, ["alice"]);
+        // Allowed: the requester's approval counts like anyone's.
+        let mut allowing = forbidding.clone();
+        allowing.allow_self_approval = true;
+        let records = [record("dave", &[], Approve, 1)];
+        assert_eq!(
+            evaluate(&allowing, &records, None, time(2)).outcome,
+            Outcome::Approved { at: time(1) }
+        );
+    }
+
+    #[test]
+    fn with_an_unknown_requester_no_approval_counts_when_self_approval_is_forbidden() {
+        let mut forbidding = policy(&["alice"], 1);
+        forbidding.allow_self_approval = false;
+        let records = [record("alice", &[], Approve, 1)];
+        assert_eq!(
+            evaluate(&forbidding, &records, None, time(2)).outcome,
+            Outcome::Waiting
+        );
     }
 }

@@ -12,12 +12,13 @@ use crate::api::time::parse_go_duration;
 use crate::api::{Param, ParamValue};
 
 /// The settings a pipeline author can write, with their migration aliases.
-const SETTINGS: [(&str, Setting); 5] = [
+const SETTINGS: [(&str, Setting); 6] = [
     ("approvers", Setting::Approvers),
     ("minApprovals", Setting::MinApprovals),
     ("message", Setting::Message),
     ("onTimeout", Setting::OnTimeout),
     ("onReject", Setting::OnReject),
+    ("allowSelfApproval", Setting::AllowSelfApproval),
 ];
 /// Names OpenShift's manual-approval-gate uses for the same settings.
 const ALIASES: [(&str, Setting); 2] = [
@@ -34,6 +35,7 @@ enum Setting {
     Message,
     OnTimeout,
     OnReject,
+    AllowSelfApproval,
 }
 
 impl Setting {
@@ -182,6 +184,7 @@ pub struct Settings {
     on_timeout: Option<OnTimeout>,
     on_reject: Option<OnReject>,
     timeout: Option<Duration>,
+    allow_self_approval: Option<bool>,
 }
 
 /// A value from a param (strings and arrays) or a spec field (any JSON).
@@ -244,6 +247,10 @@ impl Settings {
         if self.min_approvals.is_some() {
             names.push("minApprovals");
         }
+        // Whether the requester may wave their own run through is the owners' call too.
+        if self.allow_self_approval.is_some() {
+            names.push("allowSelfApproval");
+        }
         names
     }
 
@@ -269,6 +276,7 @@ impl Settings {
             on_timeout: one_of!(on_timeout, "onTimeout"),
             on_reject: one_of!(on_reject, "onReject"),
             timeout: one_of!(timeout, "timeout"),
+            allow_self_approval: one_of!(allow_self_approval, "allowSelfApproval"),
         };
         (merged, problems)
     }
@@ -291,6 +299,7 @@ impl Settings {
             on_timeout: self.on_timeout.or(policy.on_timeout),
             on_reject: self.on_reject.or(policy.on_reject),
             timeout: policy.timeout,
+            allow_self_approval: policy.allow_self_approval,
         };
         (merged, problems)
     }
@@ -324,7 +333,12 @@ impl Settings {
             on_timeout: self.on_timeout.unwrap_or_default(),
             on_reject: self.on_reject.unwrap_or_default(),
             timeout: run_timeout.or(self.timeout).unwrap_or(DEFAULT_TIMEOUT),
+            // A named policy's owners are not the run's author: by default the requester
+            // may not approve. An inline gate's author chose the approvers anyway, so
+            // forbidding it there is opt-in.
+            allow_self_approval: self.allow_self_approval.unwrap_or(policy_name.is_none()),
             policy: policy_name.map(str::to_string),
+            requested_by: None,
         })
     }
 }
@@ -405,6 +419,18 @@ impl Reader {
                     "reject" => OnTimeout::Reject,
                     "approve" => OnTimeout::Approve,
                     other => return Err(invalid_choice("onTimeout", other, allowed)),
+                });
+            }
+            Setting::AllowSelfApproval => {
+                settings.allow_self_approval = Some(match raw {
+                    Raw::Json(Value::Bool(b)) => *b,
+                    _ => match choice(name, raw)? {
+                        "true" => true,
+                        "false" => false,
+                        other => {
+                            return Err(invalid_choice("allowSelfApproval", other, "true, false"));
+                        }
+                    },
                 });
             }
             Setting::OnReject => {
@@ -662,7 +688,7 @@ mod tests {
         assert_eq!(
             messages(err),
             [
-                "unknown param `colour`; known: approvers, minApprovals, message, onTimeout, onReject"
+                "unknown param `colour`; known: approvers, minApprovals, message, onTimeout, onReject, allowSelfApproval"
             ]
         );
     }

@@ -12,7 +12,7 @@ use super::gate::{Gate, PolicyLookup, classify, resolve};
 use super::ledger::{Decision, Ledger, Record};
 use super::outcome::{Outcome, Tally, evaluate};
 use super::policy::{OnReject, OnTimeout, Policy};
-use super::{APPROVE_ANNOTATION, LEDGER_ANNOTATION, REJECT_ANNOTATION};
+use super::{APPROVE_ANNOTATION, LEDGER_ANNOTATION, REJECT_ANNOTATION, REQUESTED_BY_ANNOTATION};
 use crate::api::customrun::{RUN_CANCELLED, SUCCEEDED};
 use crate::api::time::{format_go_duration, kube_now, kube_time};
 use crate::api::{Condition, CustomRun, CustomRunStatus, RunResult};
@@ -232,7 +232,13 @@ pub fn plan(run: &CustomRun, lookup: PolicyLookup<'_>, now: DateTime<Utc>) -> Op
         None => {
             let namespace = run.metadata.namespace.as_deref().unwrap_or_default();
             match resolve(&gate, &run.spec, namespace, lookup) {
-                Ok(policy) => {
+                Ok(mut policy) => {
+                    policy.requested_by = run
+                        .metadata
+                        .annotations
+                        .as_ref()
+                        .and_then(|a| a.get(REQUESTED_BY_ANNOTATION))
+                        .cloned();
                     let deadline = policy.deadline_after().map(|d| now + d);
                     Attempt {
                         policy,

@@ -59,9 +59,44 @@ pub struct Policy {
     /// The named `Approval` policy this was resolved from, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<String>,
+    /// Whether the user who started the run may approve it. Frozen gates from before this
+    /// field existed allowed it.
+    #[serde(default = "allowed")]
+    pub allow_self_approval: bool,
+    /// Who started the run (`approval.tekton.dev/requested-by`, stamped by the webhook),
+    /// frozen when the gate starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<String>,
+}
+
+fn allowed() -> bool {
+    true
+}
+
+/// Why a listed approver's approval does not count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SelfApproval {
+    /// They started the run, and the policy forbids approving one's own run.
+    OwnRun,
+    /// Nobody knows who started the run (it was created while the webhook was not
+    /// stamping), so self-approval cannot be ruled out: fail closed.
+    UnknownRequester,
 }
 
 impl Policy {
+    /// Whether `user`'s approval is barred by the self-approval rule. Rejections never are:
+    /// stopping one's own run is always allowed.
+    pub fn self_approval_bar(&self, user: &str) -> Option<SelfApproval> {
+        if self.allow_self_approval {
+            return None;
+        }
+        match &self.requested_by {
+            Some(requester) if requester == user => Some(SelfApproval::OwnRun),
+            Some(_) => None,
+            None => Some(SelfApproval::UnknownRequester),
+        }
+    }
+
     /// `None` when the gate waits forever (`timeout: 0s`).
     pub fn deadline_after(&self) -> Option<Duration> {
         (!self.timeout.is_zero()).then_some(self.timeout)
@@ -101,13 +136,15 @@ mod tests {
             on_reject: OnReject::Continue,
             timeout: Duration::from_secs(86_400),
             policy: None,
+            allow_self_approval: false,
+            requested_by: Some("dave".into()),
         };
         let frozen = serde_json::to_value(&policy).unwrap();
         assert_eq!(
             frozen,
             json!({"approvers": ["alice", "group:release-managers"], "minApprovals": 2,
                    "message": "Release v1.2?", "onTimeout": "approve", "onReject": "continue",
-                   "timeout": "24h0m0s"})
+                   "timeout": "24h0m0s", "allowSelfApproval": false, "requestedBy": "dave"})
         );
         assert_eq!(serde_json::from_value::<Policy>(frozen).unwrap(), policy);
     }
@@ -121,5 +158,29 @@ mod tests {
         assert_eq!(policy.deadline_after(), None);
         assert_eq!(policy.on_timeout, OnTimeout::Fail);
         assert_eq!(policy.on_reject, OnReject::Fail);
+        assert!(
+            policy.allow_self_approval,
+            "gates frozen before the field existed keep allowing it"
+        );
+    }
+
+    #[test]
+    fn self_approval_is_barred_only_for_the_requester_and_only_when_forbidden() {
+        let mut policy: Policy = serde_json::from_value(json!({
+            "approvers": ["alice", "dave"], "minApprovals": 1, "timeout": "1h",
+            "allowSelfApproval": false, "requestedBy": "dave"}))
+        .unwrap();
+        assert_eq!(policy.self_approval_bar("dave"), Some(SelfApproval::OwnRun));
+        assert_eq!(policy.self_approval_bar("alice"), None);
+        policy.requested_by = None;
+        assert_eq!(
+            policy.self_approval_bar("alice"),
+            Some(SelfApproval::UnknownRequester),
+            "an unknown requester fails closed"
+        );
+        policy.allow_self_approval = true;
+        assert_eq!(policy.self_approval_bar("alice"), None);
+        policy.requested_by = Some("dave".into());
+        assert_eq!(policy.self_approval_bar("dave"), None);
     }
 }

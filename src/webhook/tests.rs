@@ -8,10 +8,12 @@ use serde_json::json;
 use tower::ServiceExt;
 
 const CONTROLLER: &str = "system:serviceaccount:tekton-approval:approval-controller";
+const TEKTON: &str = "system:serviceaccount:tekton-pipelines:tekton-pipelines-controller";
 
 fn admission() -> Arc<Admission> {
     Arc::new(Admission {
         controller_username: CONTROLLER.into(),
+        trusted_creators: vec![TEKTON.into()],
     })
 }
 

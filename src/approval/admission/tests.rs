@@ -5,6 +5,7 @@ use crate::approval::PolicyLookup;
 use crate::approval::plan::plan;
 
 const CONTROLLER: &str = "system:serviceaccount:tekton-approval:approval-controller";
+const TEKTON: &str = "system:serviceaccount:tekton-pipelines:tekton-pipelines-controller";
 
 fn now() -> DateTime<Utc> {
     "2026-11-22T10:05:00.123456Z".parse().unwrap()
@@ -13,6 +14,7 @@ fn now() -> DateTime<Utc> {
 fn admission() -> Admission {
     Admission {
         controller_username: CONTROLLER.into(),
+        trusted_creators: vec![TEKTON.into()],
     }
 }
 
@@ -333,7 +335,16 @@ fn a_ledger_on_create_is_denied_unless_the_controller_creates_it() {
         ))),
         "approval.tekton.dev/decisions cannot be set when gate ci/release-approve is created: it is written only by the approval webhook when approvers decide"
     );
-    assert_eq!(create(user(CONTROLLER, &[])), Ok(Mutation::Unchanged));
+    // The controller may (it never does); what it creates is stamped like anyone's.
+    assert_eq!(
+        create(user(CONTROLLER, &[])),
+        Ok(Mutation::Patch {
+            operations: vec![json!({"op": "add",
+                "path": "/metadata/annotations/approval.tekton.dev~1requested-by",
+                "value": CONTROLLER})],
+            recorded: None
+        })
+    );
 }
 
 #[test]
@@ -349,7 +360,7 @@ fn an_input_annotation_on_create_is_denied_with_what_to_do() {
             Operation::Create,
             None,
             &fresh_gate(),
-            user("tekton", &[]),
+            user(TEKTON, &[]),
             now()
         ),
         Ok(Mutation::Unchanged)
@@ -491,7 +502,8 @@ mod properties {
                     if let Some(record) = recorded {
                         prop_assert_eq!(&record.user, &username);
                     }
-                    for op in operations.iter().filter(|op| op["op"] == "add") {
+                    let ledger_path = "/metadata/annotations/approval.tekton.dev~1decisions";
+                    for op in operations.iter().filter(|op| op["op"] == "add" && op["path"] == ledger_path) {
                         let ledger = Ledger::parse(op["value"].as_str()).unwrap();
                         let last = ledger.records().last().unwrap();
                         prop_assert_eq!(&last.user, &username);

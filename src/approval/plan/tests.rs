@@ -140,7 +140,8 @@ fn a_new_gate_waits_with_its_policy_frozen() {
         Some(
             json!({"approvers": ["alice", "group:release-managers"], "minApprovals": 2,
                     "message": "Release v1.2 to production?", "onTimeout": "fail", "onReject": "fail",
-                    "timeout": "24h0m0s", "deadline": "2026-11-23T10:00:00Z", "recorded": 0})
+                    "timeout": "24h0m0s", "allowSelfApproval": true,
+                    "deadline": "2026-11-23T10:00:00Z", "recorded": 0})
         )
     );
     assert_eq!(
@@ -494,10 +495,12 @@ fn an_embedded_spec_gate_waits_like_an_inline_one() {
 
 #[test]
 fn a_named_policy_is_frozen_when_the_gate_starts() {
-    let run = run_with(json!({
+    let mut run = run_with(json!({
         "customRef": {"apiVersion": "approval.tekton.dev/v1alpha1", "kind": "Approval", "name": "production"},
         "params": [{"name": "message", "value": "Ship v2?"}],
     }));
+    run.metadata.annotations =
+        Some([(REQUESTED_BY_ANNOTATION.to_string(), "dave".to_string())].into());
     assert_eq!(policy_to_look_up(&run), Some("production"));
     let policy = json!({"approvers": ["group:sre"], "minApprovals": 1, "timeout": "30m"});
     let first = plan(&run, PolicyLookup::Found(&policy), at(0)).unwrap();
