@@ -246,8 +246,10 @@ impl Admission {
     }
 }
 
-/// `gate approved at <time> by alice, bob`, and the like for every end.
-fn ended_message(name: &str, status: &crate::api::CustomRunStatus) -> String {
+/// `<name> was approved at <time> by alice, bob: no decision can be recorded any more`, and
+/// the like for every end. The CLI tells an approver the same before it even tries.
+/// `status` must have ended (see [`has_ended`]).
+pub fn ended_message(name: &str, status: &crate::api::CustomRunStatus) -> String {
     let condition = status.succeeded().expect("an ended status has a condition");
     let at = status
         .completion_time
