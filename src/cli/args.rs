@@ -19,9 +19,10 @@ Exit codes:
   4  not found: no such gate (or the PipelineRun has none)
   5  already ended: the gate was decided, timed out or cancelled";
 
-/// The approver's command line for Tekton approval gates.
+/// The approver's command line for Tekton approval gates: see which gates wait for you,
+/// what they ask, and approve or reject them.
 #[derive(Parser, Debug, PartialEq)]
-#[command(version, about, long_about = None, disable_help_subcommand = true)]
+#[command(version, disable_help_subcommand = true)]
 pub struct Cli {
     /// How to reach the cluster and as whom.
     #[command(flatten)]
@@ -33,6 +34,7 @@ pub struct Cli {
 
 /// kubectl's connection flags; accepted before or after the subcommand.
 #[derive(Args, Debug, Default, PartialEq)]
+#[command(next_help_heading = "Connection options (as kubectl's)")]
 pub struct Connection {
     /// Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).
     #[arg(long, global = true, value_name = "PATH")]
@@ -108,7 +110,13 @@ pub struct DecideArgs {
     /// The gate: a CustomRun name, or pipelinerun/<name> for the gate of a PipelineRun.
     pub name: String,
     /// A comment, recorded with the decision and reported in the gate's results.
-    #[arg(short = 'm', long = "message", value_name = "TEXT", default_value = "")]
+    #[arg(
+        short = 'm',
+        long = "message",
+        value_name = "TEXT",
+        default_value = "",
+        hide_default_value = true
+    )]
     pub message: String,
     /// How long to wait for the controller to report the outcome (a Go duration; 0s: do not wait).
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = wait_duration)]

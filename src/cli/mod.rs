@@ -21,7 +21,7 @@ use std::process::ExitCode;
 use chrono::Utc;
 use serde::Serialize;
 
-use self::args::{Cli, Command, DecideArgs, DescribeArgs, ListArgs, Output, Shell};
+use self::args::{Cli, Command, DecideArgs, ListArgs, Output, Shell};
 use self::cluster::Cluster;
 use self::exit::CliError;
 use self::target::Target;
@@ -52,43 +52,59 @@ pub async fn run(args: Vec<OsString>) -> ExitCode {
 async fn execute(cli: Cli, display_name: &str) -> Result<(), CliError> {
     match cli.command {
         Command::Completion(completion) => {
-            print_completion(completion.shell, display_name);
+            print!("{}", completion_script(completion.shell, display_name));
             Ok(())
         }
         Command::List(list_args) => {
             list(&Cluster::connect(&cli.connection).await?, list_args).await
         }
+        // NAMEs are read before connecting: a mistake in one is a usage error, whatever the
+        // state of the cluster.
         Command::Describe(describe_args) => {
-            describe(&Cluster::connect(&cli.connection).await?, describe_args).await
+            let target = Target::parse(&describe_args.name)?;
+            let cluster = Cluster::connect(&cli.connection).await?;
+            describe(&cluster, &target, describe_args.output).await
         }
         Command::Approve(decide_args) => {
-            decide(
-                &Cluster::connect(&cli.connection).await?,
-                Decision::Approve,
-                decide_args,
-            )
-            .await
+            let target = Target::parse(&decide_args.name)?;
+            let cluster = Cluster::connect(&cli.connection).await?;
+            decide(&cluster, &target, Decision::Approve, decide_args).await
         }
         Command::Reject(decide_args) => {
-            decide(
-                &Cluster::connect(&cli.connection).await?,
-                Decision::Reject,
-                decide_args,
-            )
-            .await
+            let target = Target::parse(&decide_args.name)?;
+            let cluster = Cluster::connect(&cli.connection).await?;
+            decide(&cluster, &target, Decision::Reject, decide_args).await
         }
     }
 }
 
-fn print_completion(shell: Shell, display_name: &str) {
+/// A completion script for the executable `kubectl-approval` or `tkn-approval`. Shells complete
+/// executables by name; a name with a space (`kubectl approval`) would make clap_complete
+/// write functions that do not match each other.
+pub fn completion_script(shell: Shell, display_name: &str) -> String {
     let shell = match shell {
         Shell::Bash => clap_complete::Shell::Bash,
         Shell::Zsh => clap_complete::Shell::Zsh,
         Shell::Fish => clap_complete::Shell::Fish,
     };
     let executable = args::executable_name(display_name);
-    let mut command = args::command(display_name);
-    clap_complete::generate(shell, &mut command, executable, &mut std::io::stdout());
+    let mut command = args::command(display_name)
+        .name(executable.clone())
+        .bin_name(executable.clone());
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command, executable.clone(), &mut script);
+    let script = String::from_utf8_lossy(&script).into_owned();
+    if shell != clap_complete::Shell::Bash {
+        return script;
+    }
+    // clap_complete's bash script spells a hyphenated executable two ways (clap-rs/clap#6421):
+    // the loop that tracks the subcommand writes `kubectl__approval__subcmd__list`, the case
+    // arms `kubectl__subcmd__approval__subcmd__list`, so no subcommand's options would ever
+    // complete. Spell the arms as the loop does.
+    const SEP: &str = "__subcmd__";
+    let arms = format!("{}{SEP}", executable.replace('-', SEP));
+    let state = format!("{}{SEP}", executable.replace('-', "__"));
+    script.replace(&arms, &state)
 }
 
 async fn list(cluster: &Cluster, list_args: ListArgs) -> Result<(), CliError> {
@@ -112,11 +128,14 @@ async fn list(cluster: &Cluster, list_args: ListArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-async fn describe(cluster: &Cluster, describe_args: DescribeArgs) -> Result<(), CliError> {
-    let target = Target::parse(&describe_args.name)?;
-    let (run, identity) = tokio::join!(cluster.find(&target), cluster.identity());
+async fn describe(
+    cluster: &Cluster,
+    target: &Target,
+    output: Option<Output>,
+) -> Result<(), CliError> {
+    let (run, identity) = tokio::join!(cluster.find(target), cluster.identity());
     let view = GateView::new(&run?, identity.as_ref());
-    match describe_args.output {
+    match output {
         Some(format) => print!("{}", render(&view, format)?),
         None => print!(
             "{}",
@@ -128,11 +147,11 @@ async fn describe(cluster: &Cluster, describe_args: DescribeArgs) -> Result<(), 
 
 async fn decide(
     cluster: &Cluster,
+    target: &Target,
     decision: Decision,
     decide_args: DecideArgs,
 ) -> Result<(), CliError> {
-    let target = Target::parse(&decide_args.name)?;
-    let before = cluster.find(&target).await?;
+    let before = cluster.find(target).await?;
     decide::check_open(&before)?;
     let name = before.metadata.name.clone().unwrap_or_default();
     let patch = decide::patch(decision, &decide_args.message);
@@ -206,5 +225,35 @@ mod tests {
         let yaml = render(&view, Output::Yaml).unwrap();
         assert!(yaml.contains("name: release-x7k2p-approve\n"), "{yaml}");
         assert!(yaml.contains("canDecide: true\n"), "{yaml}");
+    }
+
+    #[test]
+    fn completion_scripts_complete_the_executable_as_installed() {
+        let bash = completion_script(Shell::Bash, "tkn approval");
+        assert!(bash.contains("-o default tkn-approval\n"), "{bash}");
+        // Every subcommand's case label is one the dispatcher can reach.
+        assert!(
+            bash.contains("cmd=\"tkn__approval__subcmd__approve\"")
+                || bash.contains("cmd=\"tkn-approval__subcmd__approve\""),
+            "{bash}"
+        );
+        let dispatched: Vec<&str> = bash
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("cmd=\""))
+            .map(|l| l.trim_end_matches('"'))
+            .filter(|cmd| !cmd.is_empty())
+            .collect();
+        assert_eq!(dispatched.len(), 7, "{dispatched:?}");
+        for cmd in &dispatched {
+            assert!(
+                bash.contains(&format!("        {cmd})")),
+                "no case for {cmd}"
+            );
+        }
+        assert!(!bash.contains("tkn approval"), "{bash}");
+        let zsh = completion_script(Shell::Zsh, "kubectl approval");
+        assert!(zsh.starts_with("#compdef kubectl-approval\n"), "{zsh}");
+        let fish = completion_script(Shell::Fish, "kubectl approval");
+        assert!(fish.contains("complete -c kubectl-approval"), "{fish}");
     }
 }
