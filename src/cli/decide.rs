@@ -25,10 +25,15 @@ pub fn input_annotation(decision: Decision) -> &'static str {
 /// Refuses, before writing anything, to decide a gate that already ended: the webhook would
 /// deny it with the same words, and without a webhook the annotation would be left behind.
 pub fn check_open(run: &CustomRun) -> Result<(), CliError> {
-    let name = run.metadata.name.as_deref().unwrap_or_default();
+    // Named as the webhook names gates, so both say the same thing.
+    let name = format!(
+        "gate {}/{}",
+        run.metadata.namespace.as_deref().unwrap_or_default(),
+        run.metadata.name.as_deref().unwrap_or_default()
+    );
     let status = run.status.clone().unwrap_or_default();
     if has_ended(&status) {
-        return Err(CliError::Ended(ended_message(name, &status)));
+        return Err(CliError::Ended(ended_message(&name, &status)));
     }
     if run.spec.status.as_deref() == Some(RUN_CANCELLED) {
         return Err(CliError::Ended(format!(
@@ -311,8 +316,8 @@ mod tests {
         assert_eq!(err.exit_code(), 5);
         assert_eq!(
             err.to_string(),
-            "deploy-q9z-gate was rejected at 2026-11-21T09:00:00Z by carol: no decision can be \
-             recorded any more"
+            "gate prod/deploy-q9z-gate was rejected at 2026-11-21T09:00:00Z by carol: no decision \
+             can be recorded any more"
         );
         let mut cancelled = waiting_gate();
         cancelled["spec"]["status"] = json!("RunCancelled");
