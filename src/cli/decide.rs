@@ -10,7 +10,7 @@ use crate::api::CustomRun;
 use crate::api::customrun::RUN_CANCELLED;
 use crate::approval::admission::ended_message;
 use crate::approval::ledger::{Decision, Ledger, Record};
-use crate::approval::outcome::evaluate;
+use crate::approval::outcome::{Outcome, evaluate};
 use crate::approval::plan::{Attempt, has_ended, reason};
 use crate::approval::{APPROVE_ANNOTATION, LEDGER_ANNOTATION, REJECT_ANNOTATION};
 
@@ -262,7 +262,7 @@ pub fn denied(denial: CliError, refreshed: Option<&CustomRun>, now: DateTime<Utc
                     now,
                 )
                 .outcome
-                    != crate::approval::outcome::Outcome::Waiting
+                    != Outcome::Waiting
             })
     });
     if decided {
