@@ -1,12 +1,13 @@
 //! The command line: flags, subcommands, help text and the name the program goes by.
 //! Pure: parsing a list of strings, no environment and no cluster.
 
-use std::ffi::OsString;
-use std::path::PathBuf;
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
+use super::exit::CliError;
 use crate::api::time::parse_go_duration;
 
 /// The exit codes, as documented in `--help` (kept here so the help and the code agree).
@@ -153,6 +154,37 @@ pub enum Output {
 
 fn wait_duration(text: &str) -> Result<Duration, String> {
     parse_go_duration(text).map_err(|e| e.to_string())
+}
+
+/// The kubeconfig files to read, as kubectl picks them: `--kubeconfig` alone if given, else
+/// the files listed in `KUBECONFIG` that exist (kubectl skips missing ones; kube-rs alone would
+/// fail on them). `None` leaves the choice to the defaults (`~/.kube/config`, in-cluster).
+pub fn kubeconfig_files(
+    flag: Option<&Path>,
+    env: Option<&OsStr>,
+    exists: impl Fn(&Path) -> bool,
+) -> Result<Option<Vec<PathBuf>>, CliError> {
+    if let Some(path) = flag {
+        return Ok(Some(vec![path.to_path_buf()]));
+    }
+    let Some(value) = env else {
+        return Ok(None);
+    };
+    let listed: Vec<PathBuf> = std::env::split_paths(value)
+        .filter(|p| !p.as_os_str().is_empty())
+        .collect();
+    if listed.is_empty() {
+        return Ok(None);
+    }
+    let existing: Vec<PathBuf> = listed.iter().filter(|p| exists(p)).cloned().collect();
+    if existing.is_empty() {
+        let names: Vec<String> = listed.iter().map(|p| p.display().to_string()).collect();
+        return Err(CliError::Other(format!(
+            "no Kubernetes configuration found: none of the KUBECONFIG files exist ({})",
+            names.join(", ")
+        )));
+    }
+    Ok(Some(existing))
 }
 
 /// How the program calls itself in help and messages: `kubectl approval` or `tkn approval`,
@@ -391,5 +423,30 @@ mod tests {
     #[test]
     fn the_command_definition_is_consistent() {
         command("kubectl approval").debug_assert();
+    }
+
+    #[test]
+    fn kubeconfig_files_are_chosen_as_kubectl_chooses_them() {
+        let exists = |p: &Path| p != Path::new("/missing");
+        let flag = Path::new("/flag");
+        assert_eq!(
+            kubeconfig_files(Some(flag), Some(OsStr::new("/a:/b")), exists),
+            Ok(Some(vec![PathBuf::from("/flag")]))
+        );
+        assert_eq!(
+            kubeconfig_files(None, Some(OsStr::new("/missing:/a::/b")), exists),
+            Ok(Some(vec![PathBuf::from("/a"), PathBuf::from("/b")]))
+        );
+        assert_eq!(kubeconfig_files(None, None, exists), Ok(None));
+        assert_eq!(
+            kubeconfig_files(None, Some(OsStr::new("")), exists),
+            Ok(None)
+        );
+        let err = kubeconfig_files(None, Some(OsStr::new("/missing")), exists).unwrap_err();
+        assert_eq!(err.exit_code(), 1);
+        assert!(
+            err.to_string()
+                .contains("none of the KUBECONFIG files exist (/missing)")
+        );
     }
 }

@@ -10,7 +10,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::wait::await_condition;
 use kube::{Client, Config};
 
-use super::args::Connection;
+use super::args::{Connection, kubeconfig_files};
 use super::exit::CliError;
 use super::target::{Target, choose};
 use super::view::Identity;
@@ -25,7 +25,8 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Connects as kubectl would with the same flags: `--kubeconfig`, else `KUBECONFIG`, else
+    /// Connects as kubectl would with the same flags: `--kubeconfig`, else the existing files
+    /// of `KUBECONFIG`, else
     /// `~/.kube/config`, else the in-cluster service account; `--context`, `--cluster`,
     /// `--user` pick from the kubeconfig; `--as`/`--as-group` impersonate.
     pub async fn connect(connection: &Connection) -> Result<Self, CliError> {
@@ -36,14 +37,25 @@ impl Cluster {
         };
         let picks_from_kubeconfig =
             options.context.is_some() || options.cluster.is_some() || options.user.is_some();
-        let config = match &connection.kubeconfig {
-            Some(path) => {
-                let kubeconfig = Kubeconfig::read_from(path).map_err(|e| {
-                    CliError::Other(format!("reading kubeconfig {}: {e}", path.display()))
-                })?;
-                Config::from_custom_kubeconfig(kubeconfig, &options)
+        let files = kubeconfig_files(
+            connection.kubeconfig.as_deref(),
+            std::env::var_os("KUBECONFIG").as_deref(),
+            |path| path.exists(),
+        )?;
+        let config = match files {
+            Some(files) => {
+                let mut merged = Kubeconfig::default();
+                for path in &files {
+                    let file = Kubeconfig::read_from(path).map_err(|e| {
+                        CliError::Other(format!("reading kubeconfig {}: {e}", path.display()))
+                    })?;
+                    merged = merged
+                        .merge(file)
+                        .map_err(|e| CliError::Other(format!("merging kubeconfig files: {e}")))?;
+                }
+                Config::from_custom_kubeconfig(merged, &options)
                     .await
-                    .map_err(|e| CliError::Other(format!("kubeconfig {}: {e}", path.display())))?
+                    .map_err(|e| CliError::Other(format!("kubeconfig: {e}")))?
             }
             // Named parts exist only in a kubeconfig: no in-cluster fallback for them.
             None if picks_from_kubeconfig => Config::from_kubeconfig(&options)
