@@ -26,9 +26,9 @@ pub struct Cluster {
 
 impl Cluster {
     /// Connects as kubectl would with the same flags: `--kubeconfig`, else the existing files
-    /// of `KUBECONFIG`, else
-    /// `~/.kube/config`, else the in-cluster service account; `--context`, `--cluster`,
-    /// `--user` pick from the kubeconfig; `--as`/`--as-group` impersonate.
+    /// of `KUBECONFIG`, else `~/.kube/config`, else the in-cluster service account;
+    /// `--context`, `--cluster`, `--user` pick from the kubeconfig; `--as`/`--as-group`
+    /// impersonate.
     pub async fn connect(connection: &Connection) -> Result<Self, CliError> {
         let options = KubeConfigOptions {
             context: connection.context.clone(),
