@@ -206,12 +206,7 @@ impl Admission {
         }
         let mut ledger = Ledger::parse(annotation(old, LEDGER_ANNOTATION))
             .map_err(|e| Denial(format!("{name} cannot take decisions: {e}")))?;
-        let archived: Vec<Record> = status
-            .retries_status
-            .iter()
-            .filter_map(|s| Attempt::of(s)?.ok())
-            .flat_map(|a| a.decisions)
-            .collect();
+        let archived = Attempt::archived_records(&status);
         let now = now.trunc_subsecs(3);
         let current = ledger.without(&archived);
         // The controller may not have written the end yet; the ledger already knows it.

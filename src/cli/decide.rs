@@ -6,13 +6,14 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::exit::CliError;
+use super::view::ledger_text;
 use crate::api::CustomRun;
 use crate::api::customrun::RUN_CANCELLED;
 use crate::approval::admission::ended_message;
 use crate::approval::ledger::{Decision, Ledger, Record};
 use crate::approval::outcome::{Outcome, evaluate};
 use crate::approval::plan::{Attempt, has_ended, reason};
-use crate::approval::{APPROVE_ANNOTATION, LEDGER_ANNOTATION, REJECT_ANNOTATION};
+use crate::approval::{APPROVE_ANNOTATION, REJECT_ANNOTATION};
 
 /// The annotation that carries a decision.
 pub fn input_annotation(decision: Decision) -> &'static str {
@@ -56,20 +57,9 @@ pub fn patch(decision: Decision, comment: &str) -> Value {
 
 /// The records of the current attempt (the ledger less what earlier attempts consumed).
 fn current_records(run: &CustomRun) -> Vec<Record> {
-    let annotation = run
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(LEDGER_ANNOTATION));
-    let ledger = Ledger::parse(annotation.map(String::as_str)).unwrap_or_default();
-    let archived: Vec<Record> = run
-        .status
-        .iter()
-        .flat_map(|s| &s.retries_status)
-        .filter_map(|s| Attempt::of(s)?.ok())
-        .flat_map(|a| a.decisions)
-        .collect();
-    ledger.without(&archived)
+    let ledger = Ledger::parse(ledger_text(run)).unwrap_or_default();
+    let status = run.status.clone().unwrap_or_default();
+    ledger.without(&Attempt::archived_records(&status))
 }
 
 /// A decision the webhook recorded, and what to wait for.
@@ -133,14 +123,6 @@ pub fn recorded(
         retries_before: status.retries_status.len(),
         counted,
     })
-}
-
-fn ledger_text(run: &CustomRun) -> Option<&str> {
-    run.metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(LEDGER_ANNOTATION))
-        .map(String::as_str)
 }
 
 /// What to tell the approver after their decision was recorded.
@@ -275,6 +257,7 @@ pub fn denied(denial: CliError, refreshed: Option<&CustomRun>, now: DateTime<Utc
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::approval::LEDGER_ANNOTATION;
     use crate::cli::view::tests::{rejected_gate, run, waiting_gate};
 
     fn now() -> DateTime<Utc> {

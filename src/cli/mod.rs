@@ -3,7 +3,7 @@
 //! The pure modules decide (arguments, which gate a NAME means, what a gate looks like,
 //! tables and describe text, what the API server's answers mean, exit codes); [`cluster`] is
 //! the only one that talks to the API server, and this module only wires the two together
-//! and prints. The clock is read here, once per command, and passed down.
+//! and prints. The clock is read only here, and passed down.
 
 pub mod args;
 pub mod cluster;

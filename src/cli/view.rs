@@ -124,18 +124,8 @@ impl GateView {
         let attempt = Attempt::of(&status)
             .filter(|_| status.start_time.is_some())
             .and_then(Result::ok);
-        let archived: Vec<Record> = status
-            .retries_status
-            .iter()
-            .filter_map(|s| Attempt::of(s)?.ok())
-            .flat_map(|a| a.decisions)
-            .collect();
-        let ledger_text = run
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(LEDGER_ANNOTATION));
-        let (decisions, ledger_error) = match Ledger::parse(ledger_text.map(String::as_str)) {
+        let archived = Attempt::archived_records(&status);
+        let (decisions, ledger_error) = match Ledger::parse(ledger_text(run)) {
             Ok(ledger) => (ledger.without(&archived), None),
             Err(e) => (Vec::new(), Some(e.to_string())),
         };
@@ -210,6 +200,15 @@ impl GateView {
                 .collect(),
         }
     }
+}
+
+/// The ledger annotation's value, if any.
+pub fn ledger_text(run: &CustomRun) -> Option<&str> {
+    run.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(LEDGER_ANNOTATION))
+        .map(String::as_str)
 }
 
 #[cfg(test)]
