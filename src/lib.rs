@@ -6,6 +6,8 @@
 pub mod api;
 /// The pure core: params, policy, ledger, outcome, plan.
 pub mod approval;
+/// `kubectl-approval` / `tkn-approval`: list, describe, approve and reject gates.
+pub mod cli;
 /// The reconciler: watch, plan, apply.
 pub mod controller;
 /// Events on CustomRuns.

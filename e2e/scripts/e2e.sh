@@ -18,6 +18,8 @@ export RUST_BACKTRACE=0
 export APPROVAL_E2E_SCRIPTS="$E2E_DIR/scripts"
 export APPROVAL_E2E_TKN; APPROVAL_E2E_TKN="$(tool_path tkn)"
 export APPROVAL_E2E_KUBECTL; APPROVAL_E2E_KUBECTL="$(tool_path kubectl)"
+# The approver CLI as `make build` left it (APPROVAL_CLI_BIN overrides it, like APPROVAL_BIN).
+export APPROVAL_E2E_CLI="${APPROVAL_CLI_BIN:-$REPO_DIR/target/debug/kubectl-approval}"
 suite=$SECONDS
 status=0
 (cd "$REPO_DIR" && cargo test --locked -p approval-e2e -- --test-threads "${E2E_THREADS:-6}" 2>&1) |

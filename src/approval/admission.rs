@@ -295,12 +295,7 @@ impl Admission {
         }
         let mut ledger = Ledger::parse(annotation(old, LEDGER_ANNOTATION))
             .map_err(|e| Denial(format!("{name} cannot take decisions: {e}")))?;
-        let archived: Vec<Record> = status
-            .retries_status
-            .iter()
-            .filter_map(|s| Attempt::of(s)?.ok())
-            .flat_map(|a| a.decisions)
-            .collect();
+        let archived = Attempt::archived_records(&status);
         let now = now.trunc_subsecs(3);
         let current = ledger.without(&archived);
         // The controller may not have written the end yet; the ledger already knows it.
@@ -335,8 +330,10 @@ impl Admission {
     }
 }
 
-/// `gate approved at <time> by alice, bob`, and the like for every end.
-fn ended_message(name: &str, status: &crate::api::CustomRunStatus) -> String {
+/// `<name> was approved at <time> by alice, bob: no decision can be recorded any more`, and
+/// the like for every end. The CLI tells an approver the same before it even tries.
+/// `status` must have ended (see [`has_ended`]).
+pub fn ended_message(name: &str, status: &crate::api::CustomRunStatus) -> String {
     let condition = status.succeeded().expect("an ended status has a condition");
     let at = status
         .completion_time

@@ -162,6 +162,17 @@ impl Attempt {
         status.extra_fields.clone().map(serde_json::from_value)
     }
 
+    /// The records consumed by the attempts archived in a status (`status.retriesStatus`):
+    /// they are history, not part of the current attempt's ledger.
+    pub fn archived_records(status: &CustomRunStatus) -> Vec<Record> {
+        status
+            .retries_status
+            .iter()
+            .filter_map(|s| Attempt::of(s)?.ok())
+            .flat_map(|a| a.decisions)
+            .collect()
+    }
+
     fn to_value(&self) -> serde_json::Value {
         serde_json::to_value(self).expect("attempt always serialises")
     }
@@ -264,12 +275,7 @@ pub fn plan(run: &CustomRun, lookup: PolicyLookup<'_>, now: DateTime<Utc>) -> Op
         Ok(ledger) => ledger,
         Err(e) => return Some(invalid(current, now, e.to_string())),
     };
-    let archived: Vec<Record> = current
-        .retries_status
-        .iter()
-        .filter_map(|s| Attempt::of(s)?.ok())
-        .flat_map(|a| a.decisions)
-        .collect();
+    let archived = Attempt::archived_records(&current);
     let records = ledger.without(&archived);
     let unrecorded_input = [APPROVE_ANNOTATION, REJECT_ANNOTATION]
         .into_iter()
@@ -285,13 +291,7 @@ pub fn plan(run: &CustomRun, lookup: PolicyLookup<'_>, now: DateTime<Utc>) -> Op
     let mut plan = planner.plan(unrecorded_input);
     // Records of archived attempts leave the ledger once their archive is in the status; if
     // this process stopped between the two writes, the next plan finishes the job.
-    let archived_now: Vec<Record> = plan
-        .status
-        .retries_status
-        .iter()
-        .filter_map(|s| Attempt::of(s)?.ok())
-        .flat_map(|a| a.decisions)
-        .collect();
+    let archived_now = Attempt::archived_records(&plan.status);
     let remaining = Ledger::new(ledger.without(&archived_now));
     if remaining.records().len() != ledger.records().len() {
         plan.ledger_cleanup = Some(LedgerCleanup {
