@@ -17,8 +17,13 @@ PKI="$APPROVAL_STATE/pki"
 CONTROLLER_USERNAME=system:serviceaccount:tekton-approval:approval-controller
 
 install() {
-  kubectl_admin apply -f "$REPO_DIR/config/100-namespace.yaml" -f "$REPO_DIR/config/200-serviceaccount.yaml" \
-    -f "$REPO_DIR/config/200-rbac.yaml" >/dev/null
+  # Everything of config/ but the Deployment, Service and in-cluster webhook registration.
+  local file
+  for file in 100-namespace 200-serviceaccount 200-rbac 210-rbac-people 300-crd; do
+    kubectl_admin apply -f "$REPO_DIR/config/$file.yaml" >/dev/null
+  done
+  # The people of the suite and of `make run`, bound to the roles for people.
+  kubectl_admin apply -f "$E2E_DIR/manifests/users.yaml" >/dev/null
   # The in-cluster registration, pointed at the local process instead of the Service.
   local ca; ca="$(base64 -w0 <"$PKI/webhook-ca.crt")"
   kubectl_admin create --dry-run=client -o json -f "$REPO_DIR/config/400-webhook.yaml" |

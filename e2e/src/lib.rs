@@ -92,13 +92,27 @@ impl Scenario {
         Api::namespaced_with(self.admin.clone(), &self.namespace, &pipelinerun_resource())
     }
 
-    /// Creates a PipelineRun `name` with an embedded pipeline spec.
+    /// Creates a PipelineRun `name` with an embedded pipeline spec, as the admin.
     pub async fn start_pipeline(
         &self,
         name: &str,
         pipeline_spec: Value,
         extra_spec: Value,
     ) -> DynamicObject {
+        self.start_pipeline_as(&self.admin, name, pipeline_spec, extra_spec, json!({}))
+            .await
+            .expect("creating the PipelineRun")
+    }
+
+    /// Creates a PipelineRun `name` as `client`, with `annotations`.
+    pub async fn start_pipeline_as(
+        &self,
+        client: &Client,
+        name: &str,
+        pipeline_spec: Value,
+        extra_spec: Value,
+        annotations: Value,
+    ) -> Result<DynamicObject, kube::Error> {
         let mut spec = json!({"pipelineSpec": pipeline_spec});
         if let (Some(spec), Value::Object(extra)) = (spec.as_object_mut(), extra_spec) {
             spec.extend(extra);
@@ -106,14 +120,13 @@ impl Scenario {
         let run: DynamicObject = serde_json::from_value(json!({
             "apiVersion": "tekton.dev/v1",
             "kind": "PipelineRun",
-            "metadata": {"name": name, "namespace": self.namespace},
+            "metadata": {"name": name, "namespace": self.namespace, "annotations": annotations},
             "spec": spec,
         }))
         .unwrap();
-        self.pipelineruns()
-            .create(&PostParams::default(), &run)
-            .await
-            .expect("creating the PipelineRun")
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(client.clone(), &self.namespace, &pipelinerun_resource());
+        api.create(&PostParams::default(), &run).await
     }
 
     /// Waits until CustomRun `name` satisfies `ready`; `what` names the expectation.
