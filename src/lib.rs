@@ -2,10 +2,12 @@
 //! An approval gate for Tekton pipelines: a custom task controller that holds a `CustomRun`
 //! until approvers decide, with no pod.
 
-/// Wire types: Tekton's CustomRun, time formats.
+/// Wire types: Tekton's CustomRun, our Approval CRD, time formats.
 pub mod api;
 /// The pure core: params, policy, ledger, outcome, plan.
 pub mod approval;
+/// The webhook's serving certificate in a cluster: decide, issue, keep in a Secret.
+pub mod certs;
 /// `kubectl-approval` / `tkn-approval`: list, describe, approve and reject gates.
 pub mod cli;
 /// The reconciler: watch, plan, apply.

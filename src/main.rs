@@ -10,6 +10,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use futures::FutureExt;
 use tekton_approval::approval::admission::Admission;
+use tekton_approval::certs::{self, cluster::CertSettings};
 use tekton_approval::controller::{self, Context, Scope};
 use tekton_approval::events::EventPublisher;
 use tekton_approval::metrics::Metrics;
@@ -21,7 +22,8 @@ use tekton_approval::webhook::{self, ReloadingCert};
 /// The admission webhook records who decided; it runs in the same process or on its own.
 ///
 /// Examples:
-///   approval-controller --tls-cert-file tls.crt --tls-key-file tls.key   # both parts
+///   approval-controller --tls-secret approval-webhook-tls                # both parts, in a cluster
+///   approval-controller --tls-cert-file tls.crt --tls-key-file tls.key   # both parts, local
 ///   approval-controller --components controller -n ci -n release         # reconciler only
 ///   approval-controller --components webhook --tls-cert-file tls.crt --tls-key-file tls.key
 #[derive(Parser, Debug)]
@@ -53,13 +55,40 @@ struct Args {
     #[arg(long, env = "APPROVAL_WEBHOOK_ADDR", default_value = "0.0.0.0:8443")]
     webhook_addr: SocketAddr,
 
-    /// The webhook's serving certificate (PEM); re-read when it changes.
-    #[arg(long, env = "APPROVAL_TLS_CERT_FILE")]
+    /// The webhook's serving certificate (PEM); re-read when it changes. Local mode: with
+    /// --tls-key-file, instead of --tls-secret.
+    #[arg(long, env = "APPROVAL_TLS_CERT_FILE", requires = "tls_key_file")]
     tls_cert_file: Option<PathBuf>,
 
     /// The webhook's private key (PEM); re-read when it changes.
-    #[arg(long, env = "APPROVAL_TLS_KEY_FILE")]
+    #[arg(long, env = "APPROVAL_TLS_KEY_FILE", requires = "tls_cert_file")]
     tls_key_file: Option<PathBuf>,
+
+    /// In a cluster: the Secret that holds the webhook's CA and serving certificate. It is
+    /// created if missing, shared by replicas, renewed before expiry, and its CA is
+    /// injected into --webhook-configuration.
+    #[arg(long, env = "APPROVAL_TLS_SECRET", conflicts_with = "tls_cert_file")]
+    tls_secret: Option<String>,
+
+    /// The namespace of --tls-secret and --service-name.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "tekton-approval")]
+    tls_secret_namespace: String,
+
+    /// The Service the API server reaches the webhook through (the certificate names it).
+    #[arg(
+        long,
+        env = "APPROVAL_SERVICE_NAME",
+        default_value = "approval-controller"
+    )]
+    service_name: String,
+
+    /// The MutatingWebhookConfiguration whose caBundle is kept in step with --tls-secret.
+    #[arg(
+        long,
+        env = "APPROVAL_WEBHOOK_CONFIGURATION",
+        default_value = "approval.tekton.dev"
+    )]
+    webhook_configuration: String,
 
     /// The controller's own username: the only identity allowed to rewrite a gate's ledger.
     #[arg(
@@ -131,10 +160,38 @@ async fn main() -> anyhow::Result<()> {
         if !runs(Component::Webhook) {
             return Ok(());
         }
-        let (Some(cert), Some(key)) = (&args.tls_cert_file, &args.tls_key_file) else {
-            anyhow::bail!("the webhook needs --tls-cert-file and --tls-key-file");
+        let cert = match (&args.tls_cert_file, &args.tls_key_file, &args.tls_secret) {
+            (Some(cert), Some(key), _) => Arc::new(ReloadingCert::load(cert, key)?),
+            (_, _, Some(secret)) => {
+                let client = client(args.kubeconfig.as_deref()).await?;
+                let settings = CertSettings {
+                    namespace: args.tls_secret_namespace.clone(),
+                    secret: secret.clone(),
+                    service: args.service_name.clone(),
+                    webhook_configuration: args.webhook_configuration.clone(),
+                };
+                let bundle =
+                    certs::cluster::ensure_secret(&client, &settings, chrono::Utc::now()).await?;
+                let cert = Arc::new(ReloadingCert::from_pem(&bundle.cert, &bundle.key)?);
+                certs::cluster::inject_ca_bundle(
+                    &client,
+                    &settings.webhook_configuration,
+                    &bundle.ca_cert,
+                )
+                .await?;
+                tokio::spawn(certs::cluster::maintain(
+                    client,
+                    settings,
+                    cert.clone(),
+                    chrono::Utc::now,
+                ));
+                cert
+            }
+            _ => anyhow::bail!(
+                "the webhook needs a serving certificate: --tls-secret NAME in a cluster, or \
+                 --tls-cert-file and --tls-key-file"
+            ),
         };
-        let cert = Arc::new(ReloadingCert::load(cert, key)?);
         let admission = Arc::new(Admission {
             controller_username: args.controller_username.clone(),
             trusted_creators: args.trusted_creators.clone(),

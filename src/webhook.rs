@@ -177,11 +177,11 @@ async fn admit(State(admission): State<Arc<Admission>>, body: Bytes) -> Response
     }
 }
 
-/// The serving certificate, swapped in place when its files change.
+/// The serving certificate, swapped in place: re-read when its files change (local mode),
+/// or set from the certificate Secret (in a cluster, by `certs::cluster::maintain`).
 #[derive(Debug)]
 pub struct ReloadingCert {
-    cert_file: PathBuf,
-    key_file: PathBuf,
+    files: Option<(PathBuf, PathBuf)>,
     current: RwLock<(Arc<CertifiedKey>, Option<SystemTime>)>,
 }
 
@@ -190,22 +190,39 @@ impl ReloadingCert {
     pub fn load(cert_file: &Path, key_file: &Path) -> anyhow::Result<Self> {
         let key = load_certified_key(cert_file, key_file)?;
         Ok(Self {
-            cert_file: cert_file.to_path_buf(),
-            key_file: key_file.to_path_buf(),
+            files: Some((cert_file.to_path_buf(), key_file.to_path_buf())),
             current: RwLock::new((Arc::new(key), modified(cert_file, key_file))),
         })
     }
 
+    /// A certificate held in memory (PEM text), replaced with [`Self::set_pem`].
+    pub fn from_pem(cert: &str, key: &str) -> anyhow::Result<Self> {
+        Ok(Self {
+            files: None,
+            current: RwLock::new((Arc::new(certified_key_from_pem(cert, key)?), None)),
+        })
+    }
+
+    /// Serves this pair from now on; a broken pair is an error and the old one stays.
+    pub fn set_pem(&self, cert: &str, key: &str) -> anyhow::Result<()> {
+        let key = certified_key_from_pem(cert, key)?;
+        self.current.write().expect("not poisoned").0 = Arc::new(key);
+        Ok(())
+    }
+
     /// Re-reads the files if they changed. A broken new pair is logged and the old one kept.
     pub fn refresh(&self) -> bool {
-        let stamp = modified(&self.cert_file, &self.key_file);
+        let Some((cert_file, key_file)) = &self.files else {
+            return false;
+        };
+        let stamp = modified(cert_file, key_file);
         if stamp == self.current.read().expect("not poisoned").1 {
             return false;
         }
-        match load_certified_key(&self.cert_file, &self.key_file) {
+        match load_certified_key(cert_file, key_file) {
             Ok(key) => {
                 *self.current.write().expect("not poisoned") = (Arc::new(key), stamp);
-                info!(cert = %self.cert_file.display(), "serving certificate reloaded");
+                info!(cert = %cert_file.display(), "serving certificate reloaded");
                 true
             }
             Err(e) => {
@@ -234,19 +251,24 @@ fn modified(cert_file: &Path, key_file: &Path) -> Option<SystemTime> {
 
 fn load_certified_key(cert_file: &Path, key_file: &Path) -> anyhow::Result<CertifiedKey> {
     use anyhow::Context as _;
-    let certs = CertificateDer::pem_file_iter(cert_file)
-        .with_context(|| format!("reading certificate {}", cert_file.display()))?
-        .collect::<Result<Vec<_>, _>>()
-        .with_context(|| format!("parsing certificate {}", cert_file.display()))?;
-    anyhow::ensure!(
-        !certs.is_empty(),
-        "no certificate in {}",
-        cert_file.display()
-    );
-    let key = PrivateKeyDer::from_pem_file(key_file)
+    let cert = std::fs::read_to_string(cert_file)
+        .with_context(|| format!("reading certificate {}", cert_file.display()))?;
+    let key = std::fs::read_to_string(key_file)
         .with_context(|| format!("reading private key {}", key_file.display()))?;
-    let signing_key = rustls::crypto::ring::sign::any_supported_type(&key)
-        .with_context(|| format!("unsupported private key in {}", key_file.display()))?;
+    certified_key_from_pem(&cert, &key)
+        .with_context(|| format!("using {} and {}", cert_file.display(), key_file.display()))
+}
+
+/// A certificate chain and private key (PEM) as rustls serves them.
+pub fn certified_key_from_pem(cert: &str, key: &str) -> anyhow::Result<CertifiedKey> {
+    use anyhow::Context as _;
+    let certs = CertificateDer::pem_slice_iter(cert.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .context("parsing the certificate")?;
+    anyhow::ensure!(!certs.is_empty(), "no certificate in the PEM text");
+    let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).context("parsing the private key")?;
+    let signing_key =
+        rustls::crypto::ring::sign::any_supported_type(&key).context("unsupported private key")?;
     Ok(CertifiedKey::new(certs, signing_key))
 }
 
