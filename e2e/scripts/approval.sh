@@ -80,6 +80,8 @@ case "$command" in
     for p in "${parts[@]}"; do start_one "$p"; done ;;
   stop) for p in "${parts[@]}"; do stop_one "$p"; done ;;
   kill) for p in "${parts[@]}"; do stop_one "$p" KILL; done ;;
-  restart) for p in "${parts[@]}"; do stop_one "$p"; start_one "$p"; done ;;
+  restart)
+    [[ "$part" == all ]] && install
+    for p in "${parts[@]}"; do stop_one "$p"; start_one "$p"; done ;;
   *) die "usage: approval.sh start|stop|kill|restart [controller|webhook|all]" ;;
 esac

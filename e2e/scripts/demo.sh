@@ -21,6 +21,11 @@ Approve it as alice (the webhook records alice, the PipelineRun completes):
   export KUBECONFIG=$APPROVAL_STATE/kubeconfig
   $kubectl -n demo annotate customrun $gate --as alice approval.tekton.dev/approve="ship it"
 
+Or with the plugin (the same annotate, then it waits for the outcome and prints it):
+
+  PATH=$REPO_DIR/target/debug:$(dirname "$kubectl"):\$PATH kubectl approval approve pipelinerun/$run -n demo --as alice -m "ship it"
+  PATH=$REPO_DIR/target/debug:$(dirname "$kubectl"):\$PATH kubectl approval list -n demo --as alice
+
 Or try as mallory, who may annotate but is no approver (denied):
 
   $kubectl -n demo annotate customrun $gate --as mallory approval.tekton.dev/approve="trust me"
