@@ -106,8 +106,8 @@ async fn params_that_try_to_widen_a_policys_approvers_fail_the_gate() {
         (
             "False".into(),
             "InvalidApproval".into(),
-            "param `approvers` cannot override Approval policy `production`: its approvers and \
-             minApprovals are set by the policy's owners; remove the param"
+            "param `approvers` cannot override Approval policy `production`: its approvers, \
+             minApprovals and allowSelfApproval are set by the policy's owners; remove the param"
                 .into()
         )
     );

@@ -122,8 +122,8 @@ pub enum Problem {
     SetTwice(&'static str),
     /// Params of a named policy gate trying to change who decides.
     #[error(
-        "param `{param}` cannot override Approval policy `{policy}`: its approvers and \
-         minApprovals are set by the policy's owners; remove the param"
+        "param `{param}` cannot override Approval policy `{policy}`: its approvers, \
+         minApprovals and allowSelfApproval are set by the policy's owners; remove the param"
     )]
     PolicyOverride {
         /// The param.
@@ -895,19 +895,58 @@ mod tests {
         let (params, _) = Settings::from_params(&[
             param("approvers", json!(["mallory"])),
             param("numberOfApprovalsRequired", json!("1")),
+            param("allowSelfApproval", json!("true")),
             param("message", json!("Release v2?")),
         ]);
         let (merged, problems) = params.over_policy("production", policy);
         assert_eq!(
             messages(problems),
             [
-                "param `approvers` cannot override Approval policy `production`: its approvers and minApprovals are set by the policy's owners; remove the param",
-                "param `minApprovals` cannot override Approval policy `production`: its approvers and minApprovals are set by the policy's owners; remove the param"
+                "param `approvers` cannot override Approval policy `production`: its approvers, minApprovals and allowSelfApproval are set by the policy's owners; remove the param",
+                "param `minApprovals` cannot override Approval policy `production`: its approvers, minApprovals and allowSelfApproval are set by the policy's owners; remove the param",
+                "param `allowSelfApproval` cannot override Approval policy `production`: its approvers, minApprovals and allowSelfApproval are set by the policy's owners; remove the param"
             ]
         );
         let policy = merged.into_policy(None, Some("production")).unwrap();
         assert_eq!(policy.approvers.to_string(), "group:sre");
         assert_eq!(policy.message, "Release v2?");
         assert_eq!(policy.policy.as_deref(), Some("production"));
+        assert!(
+            !policy.allow_self_approval,
+            "a named policy forbids self-approval unless it says otherwise"
+        );
+    }
+
+    #[test]
+    fn allow_self_approval_is_a_boolean_string_in_params_and_a_boolean_in_specs() {
+        let policy = policy_from(&[
+            param("approvers", json!(["a"])),
+            param("allowSelfApproval", json!("false")),
+        ])
+        .unwrap();
+        assert!(!policy.allow_self_approval);
+        assert!(
+            policy_from(&[param("approvers", json!(["a"]))])
+                .unwrap()
+                .allow_self_approval,
+            "inline gates allow it by default"
+        );
+        let err = policy_from(&[
+            param("approvers", json!(["a"])),
+            param("allowSelfApproval", json!("maybe")),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            messages(err),
+            ["`allowSelfApproval` must be one of true, false, got `maybe`"]
+        );
+        let (spec, problems) =
+            Settings::from_spec(&json!({"approvers": ["a"], "allowSelfApproval": true}));
+        assert!(problems.is_empty());
+        assert!(
+            spec.into_policy(None, Some("p"))
+                .unwrap()
+                .allow_self_approval
+        );
     }
 }

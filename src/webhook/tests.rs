@@ -226,3 +226,53 @@ fn the_serving_certificate_is_reloaded_when_its_files_change() {
     assert!(ReloadingCert::load(&cert_file, &key_file).is_err());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+fn pipelinerun_create_body(username: &str, annotations: Value) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "kind": "AdmissionReview",
+        "apiVersion": "admission.k8s.io/v1",
+        "request": {
+            "uid": "1f0e2d3c-0000-4000-8000-000000000001",
+            "kind": {"group": "tekton.dev", "version": "v1", "kind": "PipelineRun"},
+            "resource": {"group": "tekton.dev", "version": "v1", "resource": "pipelineruns"},
+            "name": "release",
+            "namespace": "ci",
+            "operation": "CREATE",
+            "userInfo": {"username": username, "groups": ["system:authenticated"]},
+            "object": {
+                "apiVersion": "tekton.dev/v1", "kind": "PipelineRun",
+                "metadata": {"name": "release", "namespace": "ci", "annotations": annotations},
+                "spec": {"pipelineRef": {"name": "release"}}
+            },
+            "oldObject": null,
+            "dryRun": false,
+            "options": {"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1"}
+        }
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_new_pipelinerun_is_stamped_with_its_creator_and_a_forged_stamp_is_denied() {
+    let (status, bytes) = post(pipelinerun_create_body("dave", json!({"team": "web"}))).await;
+    assert_eq!(status, StatusCode::OK);
+    let review: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(review["response"]["allowed"], true);
+    let patch = base64::engine::general_purpose::STANDARD
+        .decode(review["response"]["patch"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(
+        serde_json::from_slice::<Value>(&patch).unwrap(),
+        json!([{"op": "add", "path": "/metadata/annotations/approval.tekton.dev~1requested-by", "value": "dave"}])
+    );
+
+    let forged = json!({"approval.tekton.dev/requested-by": "bob"});
+    let (_, bytes) = post(pipelinerun_create_body("mallory", forged)).await;
+    let review: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(review["response"]["allowed"], false);
+    assert_eq!(
+        review["response"]["status"]["message"],
+        "approval.tekton.dev/requested-by is set by the approval webhook to the user who creates \
+         PipelineRun ci/release: remove it (it says bob, but you are mallory)"
+    );
+}

@@ -513,3 +513,152 @@ mod properties {
         }
     }
 }
+
+/// A gate started from params that forbid self-approval, requested by dave.
+fn gate_requested_by(requester: Option<&str>) -> CustomRun {
+    let mut run = fresh_gate();
+    run.spec.params.push(
+        serde_json::from_value(json!({"name": "allowSelfApproval", "value": "false"})).unwrap(),
+    );
+    if let Some(requester) = requester {
+        run = with_annotation(&run, REQUESTED_BY_ANNOTATION, requester);
+    }
+    let started = plan(
+        &run,
+        PolicyLookup::NotNeeded,
+        "2026-11-22T10:00:00Z".parse().unwrap(),
+    )
+    .unwrap();
+    run.status = Some(started.status);
+    run
+}
+
+#[test]
+fn the_requester_may_not_approve_their_own_run_when_self_approval_is_forbidden() {
+    let old = gate_requested_by(Some("dave"));
+    let managers = ["release-managers".to_string()];
+    let approve = with_annotation(&old, APPROVE_ANNOTATION, "lgtm");
+    assert_eq!(
+        denial(update(&old, &approve, user("dave", &managers))),
+        "dave started the run of gate ci/release-approve and this gate does not allow \
+         self-approval: ask another of its approvers (alice, group:release-managers)"
+    );
+    // Another approver may; the requester may still reject their own run.
+    assert_eq!(
+        recorded_ledger(&update(&old, &approve, user("alice", &[])).unwrap())[0].user,
+        "alice"
+    );
+    let reject = with_annotation(&old, REJECT_ANNOTATION, "wrong build");
+    assert_eq!(
+        recorded_ledger(&update(&old, &reject, user("dave", &managers)).unwrap())[0].decision,
+        Decision::Reject
+    );
+}
+
+#[test]
+fn with_no_known_requester_approvals_are_refused_when_self_approval_is_forbidden() {
+    let old = gate_requested_by(None);
+    let approve = with_annotation(&old, APPROVE_ANNOTATION, "");
+    assert_eq!(
+        denial(update(&old, &approve, user("alice", &[]))),
+        "gate ci/release-approve does not know who started its run (no \
+         approval.tekton.dev/requested-by: it was created while the approval webhook was not \
+         stamping runs) and this gate does not allow self-approval, so no approval can be \
+         recorded: start a new run"
+    );
+}
+
+#[test]
+fn self_approval_is_allowed_by_default_on_inline_gates() {
+    let mut old = with_annotation(&fresh_gate(), REQUESTED_BY_ANNOTATION, "alice");
+    let started = plan(
+        &old,
+        PolicyLookup::NotNeeded,
+        "2026-11-22T10:00:00Z".parse().unwrap(),
+    )
+    .unwrap();
+    old.status = Some(started.status);
+    let approve = with_annotation(&old, APPROVE_ANNOTATION, "mine");
+    assert_eq!(
+        recorded_ledger(&update(&old, &approve, user("alice", &[])).unwrap())[0].user,
+        "alice"
+    );
+}
+
+#[test]
+fn a_gate_created_directly_is_stamped_and_a_forged_stamp_is_denied() {
+    let created = admission().admit(
+        Operation::Create,
+        None,
+        &fresh_gate(),
+        user("dave", &[]),
+        now(),
+    );
+    assert_eq!(
+        created,
+        Ok(Mutation::Patch {
+            operations: vec![json!({"op": "add",
+                "path": "/metadata/annotations/approval.tekton.dev~1requested-by", "value": "dave"})],
+            recorded: None
+        })
+    );
+    let forged = with_annotation(&fresh_gate(), REQUESTED_BY_ANNOTATION, "bob");
+    assert_eq!(
+        denial(admission().admit(
+            Operation::Create,
+            None,
+            &forged,
+            user("mallory", &[]),
+            now()
+        )),
+        "approval.tekton.dev/requested-by is set by the approval webhook to the user who creates \
+         gate ci/release-approve: remove it (it says bob, but you are mallory)"
+    );
+    // Tekton copies the PipelineRun's stamp: kept as it is.
+    assert_eq!(
+        admission().admit(Operation::Create, None, &forged, user(TEKTON, &[]), now()),
+        Ok(Mutation::Unchanged)
+    );
+    // Later, nobody may change it.
+    let waiting = gate_requested_by(Some("dave"));
+    let changed = with_annotation(&waiting, REQUESTED_BY_ANNOTATION, "bob");
+    assert_eq!(
+        denial(update(&waiting, &changed, user("dave", &[]))),
+        "approval.tekton.dev/requested-by of gate ci/release-approve cannot be set or changed: \
+         it records who started the run, written once by the approval webhook"
+    );
+}
+
+#[test]
+fn pipelineruns_are_stamped_with_their_creator() {
+    let annotations: std::collections::BTreeMap<String, String> =
+        [("team".to_string(), "web".to_string())].into();
+    let stamped = admission().admit_pipelinerun(
+        Operation::Create,
+        None,
+        Some(&annotations),
+        user("dave", &[]),
+        "ci/release",
+    );
+    assert_eq!(
+        stamped,
+        Ok(Mutation::Patch {
+            operations: vec![json!({"op": "add",
+                "path": "/metadata/annotations/approval.tekton.dev~1requested-by", "value": "dave"})],
+            recorded: None
+        })
+    );
+    let forged: std::collections::BTreeMap<String, String> =
+        [(REQUESTED_BY_ANNOTATION.to_string(), "bob".to_string())].into();
+    assert_eq!(
+        denial(admission().admit_pipelinerun(
+            Operation::Create,
+            None,
+            Some(&forged),
+            user("mallory", &[]),
+            "ci/release"
+        )),
+        "approval.tekton.dev/requested-by is set by the approval webhook to the user who creates \
+         PipelineRun ci/release: remove it (it says bob, but you are mallory)"
+    );
+}
