@@ -55,7 +55,7 @@ start_one() {
             --probe-addr "127.0.0.1:$port" --controller-username "$CONTROLLER_USERNAME") ;;
     *) die "unknown part $1 (controller | webhook)" ;;
   esac
-  RUST_LOG="${RUST_LOG:-info,tekton_approval=debug}" nohup "$BIN" "${args[@]}" \
+  RUST_LOG="${RUST_LOG:-info,tekton_approval=debug}" setsid nohup "$BIN" "${args[@]}" \
     >>"$APPROVAL_STATE/logs/$name.log" 2>&1 &
   echo $! >"$APPROVAL_STATE/run/$name.pid"
   wait_for "$name" 60 ready "$port" || { tail -20 "$APPROVAL_STATE/logs/$name.log" >&2; exit 1; }

@@ -84,7 +84,7 @@ kubeconfig tekton.kubeconfig admin system:serviceaccount:tekton-pipelines:tekton
 etcd_healthy() { curl -fs "http://127.0.0.1:$ETCD_PORT/health" | grep -q '"health":"true"'; }
 if ! etcd_healthy; then
   log "starting etcd on :$ETCD_PORT"
-  nohup "$(tool_path etcd)" --name approval-e2e --data-dir "$APPROVAL_STATE/etcd" \
+  setsid nohup "$(tool_path etcd)" --name approval-e2e --data-dir "$APPROVAL_STATE/etcd" \
     --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
     --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
     --initial-cluster "approval-e2e=http://127.0.0.1:$ETCD_PEER_PORT" \
@@ -101,7 +101,7 @@ apiserver_ready() {
 }
 if ! apiserver_ready; then
   log "starting kube-apiserver on :$APISERVER_PORT"
-  nohup "$(tool_path kube-apiserver)" \
+  setsid nohup "$(tool_path kube-apiserver)" \
     --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
     --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$APISERVER_PORT" \
     --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" \
@@ -132,6 +132,9 @@ done
 tekton_ready() { curl -fsS "http://127.0.0.1:$TEKTON_PROBES_PORT/readiness" >/dev/null; }
 if ! pid_alive tekton-controller; then
   log "starting the Tekton Pipelines controller"
+  # Leases of a previous, killed Tekton controller would make this one wait for them to
+  # expire (about a minute) before it reconciles anything. It is the only one here.
+  kubectl_admin -n tekton-pipelines delete leases --all >/dev/null 2>&1 || true
   # The image flags must be non-empty but are never used: no task here runs a pod.
   SYSTEM_NAMESPACE=tekton-pipelines KUBERNETES_MIN_VERSION=v1.28.0 \
   CONFIG_DEFAULTS_NAME=config-defaults CONFIG_LOGGING_NAME=config-logging \
@@ -140,7 +143,7 @@ if ! pid_alive tekton-controller; then
   METRICS_DOMAIN=tekton.dev/pipeline \
   PROBES_PORT="$TEKTON_PROBES_PORT" PROFILING_PORT="$TEKTON_PROFILING_PORT" \
   METRICS_PROMETHEUS_PORT="$TEKTON_METRICS_PORT" \
-  nohup "$(tool_path tekton-controller)" -kubeconfig "$APPROVAL_STATE/tekton.kubeconfig" \
+  setsid nohup "$(tool_path tekton-controller)" -kubeconfig "$APPROVAL_STATE/tekton.kubeconfig" \
     -entrypoint-image unused.local/entrypoint -nop-image unused.local/nop \
     -sidecarlogresults-image unused.local/sidecarlogresults -workingdirinit-image unused.local/workingdirinit \
     -shell-image unused.local/busybox -shell-image-win unused.local/powershell \

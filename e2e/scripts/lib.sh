@@ -70,6 +70,10 @@ wait_for() {
   done
 }
 
+# The long-running pieces are started with `setsid nohup ... &`: in a session of their own,
+# so that a signal to the terminal's or a CI runner's process group (timeout, Ctrl-C on
+# `make run`) does not take the cluster down with the command that started it.
+
 # pid_alive NAME: is the process recorded in $APPROVAL_STATE/run/NAME.pid running?
 pid_alive() {
   local file="$APPROVAL_STATE/run/$1.pid"
