@@ -227,6 +227,15 @@ impl Scenario {
             .collect()
     }
 
+    /// Just the reasons of events on `object_name`, oldest first.
+    pub async fn event_reason_names(&self, object_name: &str) -> Vec<String> {
+        self.event_reasons(object_name)
+            .await
+            .into_iter()
+            .map(|(reason, _)| reason)
+            .collect()
+    }
+
     /// Runs a shell script of the harness (e2e/scripts), e.g. to kill the controller.
     pub async fn script(&self, args: &[&str]) {
         let scripts =

@@ -76,12 +76,7 @@ async fn an_approval_lets_the_pipeline_through_without_any_pod() {
     assert_eq!(result(&gate, "comments"), r#"["alice: ship it"]"#);
     let deploy = s.customruns().get("release-deploy").await.unwrap();
     assert_eq!(succeeded_reason(&deploy), Some("Done"));
-    let reasons: Vec<String> = s
-        .event_reasons("release-approve")
-        .await
-        .into_iter()
-        .map(|(r, _)| r)
-        .collect();
+    let reasons = s.event_reason_names("release-approve").await;
     assert_eq!(
         reasons,
         ["AwaitingApproval", "DecisionRecorded", "Approved"]
@@ -366,12 +361,7 @@ async fn invalid_params_fail_fast_with_the_protocols_message() {
     );
     let pipeline = s.wait_pipelinerun_done("release").await;
     assert_eq!(pipelinerun_condition(&pipeline).unwrap().0, "False");
-    let reasons: Vec<String> = s
-        .event_reasons("release-approve")
-        .await
-        .into_iter()
-        .map(|(r, _)| r)
-        .collect();
+    let reasons = s.event_reason_names("release-approve").await;
     assert_eq!(reasons, ["InvalidApproval"]);
 }
 

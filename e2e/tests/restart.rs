@@ -59,12 +59,7 @@ async fn a_killed_controller_loses_nothing_and_ends_each_gate_once() {
             pipelinerun_condition(&pipeline).unwrap().0,
             if i % 2 == 0 { "True" } else { "False" }
         );
-        let reasons: Vec<String> = s
-            .event_reasons(&name)
-            .await
-            .into_iter()
-            .map(|(r, _)| r)
-            .collect();
+        let reasons = s.event_reason_names(&name).await;
         assert_eq!(
             reasons,
             ["AwaitingApproval", "DecisionRecorded", expected],

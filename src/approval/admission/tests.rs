@@ -37,14 +37,18 @@ fn fresh_gate() -> CustomRun {
 
 /// A gate the controller started at 10:00.
 fn waiting_gate() -> CustomRun {
-    let mut run = fresh_gate();
-    let started = plan(
+    started(fresh_gate())
+}
+
+/// `run` as the controller leaves it when it starts the gate at 10:00.
+fn started(mut run: CustomRun) -> CustomRun {
+    let plan = plan(
         &run,
         PolicyLookup::NotNeeded,
         "2026-11-22T10:00:00Z".parse().unwrap(),
     )
     .unwrap();
-    run.status = Some(started.status);
+    run.status = Some(plan.status);
     run
 }
 
@@ -514,7 +518,7 @@ mod properties {
     }
 }
 
-/// A gate started from params that forbid self-approval, requested by dave.
+/// A gate started from params that forbid self-approval, requested by `requester`.
 fn gate_requested_by(requester: Option<&str>) -> CustomRun {
     let mut run = fresh_gate();
     run.spec.params.push(
@@ -523,14 +527,7 @@ fn gate_requested_by(requester: Option<&str>) -> CustomRun {
     if let Some(requester) = requester {
         run = with_annotation(&run, REQUESTED_BY_ANNOTATION, requester);
     }
-    let started = plan(
-        &run,
-        PolicyLookup::NotNeeded,
-        "2026-11-22T10:00:00Z".parse().unwrap(),
-    )
-    .unwrap();
-    run.status = Some(started.status);
-    run
+    started(run)
 }
 
 #[test]
@@ -570,14 +567,11 @@ fn with_no_known_requester_approvals_are_refused_when_self_approval_is_forbidden
 
 #[test]
 fn self_approval_is_allowed_by_default_on_inline_gates() {
-    let mut old = with_annotation(&fresh_gate(), REQUESTED_BY_ANNOTATION, "alice");
-    let started = plan(
-        &old,
-        PolicyLookup::NotNeeded,
-        "2026-11-22T10:00:00Z".parse().unwrap(),
-    )
-    .unwrap();
-    old.status = Some(started.status);
+    let old = started(with_annotation(
+        &fresh_gate(),
+        REQUESTED_BY_ANNOTATION,
+        "alice",
+    ));
     let approve = with_annotation(&old, APPROVE_ANNOTATION, "mine");
     assert_eq!(
         recorded_ledger(&update(&old, &approve, user("alice", &[])).unwrap())[0].user,
