@@ -173,12 +173,8 @@ async fn main() -> anyhow::Result<()> {
                 let bundle =
                     certs::cluster::ensure_secret(&client, &settings, chrono::Utc::now()).await?;
                 let cert = Arc::new(ReloadingCert::from_pem(&bundle.cert, &bundle.key)?);
-                certs::cluster::inject_ca_bundle(
-                    &client,
-                    &settings.webhook_configuration,
-                    &bundle.ca_cert,
-                )
-                .await?;
+                // The caBundle is injected by the maintenance loop, which retries until the
+                // webhook configuration exists (it may be applied after this Deployment).
                 tokio::spawn(certs::cluster::maintain(
                     client,
                     settings,

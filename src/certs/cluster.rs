@@ -20,6 +20,8 @@ use crate::webhook::ReloadingCert;
 
 /// How often the Secret is checked for renewal (and for another replica's renewal).
 pub const CHECK_INTERVAL: Duration = Duration::from_secs(600);
+/// How soon a failed check is tried again.
+pub const RETRY_INTERVAL: Duration = Duration::from_secs(15);
 
 /// Where the certificate lives and whom it serves.
 #[derive(Clone, Debug)]
@@ -148,22 +150,25 @@ pub async fn inject_ca_bundle(client: &Client, name: &str, ca_pem: &str) -> anyh
     anyhow::bail!("MutatingWebhookConfiguration {name} kept changing under us")
 }
 
-/// Keeps the served certificate, the Secret and the caBundle in step: at start, then every
-/// [`CHECK_INTERVAL`]. Errors are logged and retried at the next check: the webhook keeps
-/// serving the certificate it has.
+/// Keeps the served certificate, the Secret and the caBundle in step: now, then every
+/// [`CHECK_INTERVAL`], and every [`RETRY_INTERVAL`] after a failure (for instance while the
+/// webhook configuration is not applied yet). The webhook keeps serving the certificate it
+/// has meanwhile.
 pub async fn maintain(
     client: Client,
     settings: CertSettings,
     cert: Arc<ReloadingCert>,
     clock: fn() -> DateTime<Utc>,
 ) {
-    let mut ticks = tokio::time::interval(CHECK_INTERVAL);
-    ticks.tick().await;
     loop {
-        ticks.tick().await;
-        if let Err(e) = refresh(&client, &settings, &cert, clock()).await {
-            warn!(error = %format!("{e:#}"), "serving certificate check failed; retrying later");
-        }
+        let wait = match refresh(&client, &settings, &cert, clock()).await {
+            Ok(_) => CHECK_INTERVAL,
+            Err(e) => {
+                warn!(error = %format!("{e:#}"), "serving certificate check failed; retrying soon");
+                RETRY_INTERVAL
+            }
+        };
+        tokio::time::sleep(wait).await;
     }
 }
 
