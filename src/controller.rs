@@ -86,6 +86,9 @@ impl Error {
     }
 }
 
+/// Gates reconciled at the same time.
+const RECONCILE_CONCURRENCY: u16 = 16;
+
 /// Reconciles one CustomRun.
 pub async fn reconcile(run: Arc<CustomRun>, ctx: Arc<Context>) -> Result<Action, Error> {
     if classify(&run.spec).is_none() {
@@ -94,7 +97,8 @@ pub async fn reconcile(run: Arc<CustomRun>, ctx: Arc<Context>) -> Result<Action,
     let name = run.name_any();
     let namespace = run.namespace().unwrap_or_default();
     let api: Api<CustomRun> = Api::namespaced(ctx.client.clone(), &namespace);
-    let mut run = Arc::unwrap_or_clone(run);
+    // The cached object is shared with the store: copied only when a status is written.
+    let mut run = run;
     for _ in 0..MAX_CONFLICTS {
         let policy = look_up_policy(&ctx, &run).await?;
         let now = (ctx.clock)();
@@ -103,7 +107,7 @@ pub async fn reconcile(run: Arc<CustomRun>, ctx: Arc<Context>) -> Result<Action,
         };
         let unchanged = run.status.as_ref().is_some_and(|s| *s == plan.status);
         if !unchanged {
-            let mut desired = run.clone();
+            let mut desired = CustomRun::clone(&run);
             desired.status = Some(plan.status.clone());
             match api
                 .replace_status(&name, &PostParams::default(), &desired)
@@ -111,14 +115,14 @@ pub async fn reconcile(run: Arc<CustomRun>, ctx: Arc<Context>) -> Result<Action,
             {
                 Ok(written) => {
                     announce(&ctx, &written, &plan).await;
-                    run = written;
+                    run = Arc::new(written);
                 }
                 Err(kube::Error::Api(status)) if status.is_conflict() => {
                     debug!(%namespace, %name, "status conflict; planning again from the latest version");
-                    run = api.get(&name).await.map_err(|source| Error::Read {
+                    run = Arc::new(api.get(&name).await.map_err(|source| Error::Read {
                         what: format!("CustomRun {namespace}/{name}"),
                         source,
-                    })?;
+                    })?);
                     continue;
                 }
                 Err(kube::Error::Api(status)) if status.is_not_found() => {
@@ -287,6 +291,11 @@ pub async fn run(
             .applied_objects();
         stores.push(reader.clone());
         let controller = Controller::for_stream(stream, reader)
+            // Bounded: after a restart every gate is reconciled at once, and unbounded
+            // concurrency would hold a working copy of each at the same time.
+            .with_config(
+                kube::runtime::controller::Config::default().concurrency(RECONCILE_CONCURRENCY),
+            )
             .graceful_shutdown_on(shutdown.clone())
             .run(reconcile, error_policy, ctx.clone())
             .for_each(|result| async move {
