@@ -4,7 +4,8 @@
 # temporary name first, so an interrupted build never leaves a half binary behind.
 #
 #   build-tools.sh            build every tool
-#   build-tools.sh kubectl    build only these
+#   build-tools.sh kubectl    build only these (mag-controller and mag-webhook, for
+#                             `make bench`, are built only when named)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -109,6 +110,11 @@ build() {
   log "$tool $(tool_version "$tool"): built in $((SECONDS - start))s"
 }
 
+mag_module() {
+  wrapper_module manual-approval-gate github.com/openshift-pipelines/manual-approval-gate "$MAG_VERSION" \
+    github.com/openshift-pipelines/manual-approval-gate/cmd/controller
+}
+
 build_tool() {
   case "$1" in
     etcd)
@@ -124,7 +130,21 @@ build_tool() {
     tkn)
       local dir; dir="$(wrapper_module tkn github.com/tektoncd/cli "$TKN_VERSION" github.com/tektoncd/cli/cmd/tkn)"
       build tkn "$dir" github.com/tektoncd/cli/cmd/tkn "-s -w -X github.com/tektoncd/cli/pkg/cmd/version.clientVersion=$TKN_VERSION" ;;
-    *) die "unknown tool $1 (etcd, kube-apiserver, kubectl, tekton-controller, tkn)" ;;
+    # OpenShift's manual-approval-gate, only for `make bench`: its controller and webhook.
+    mag-controller)
+      local dir; dir="$(mag_module)"
+      build mag-controller "$dir" github.com/openshift-pipelines/manual-approval-gate/cmd/controller "-s -w $(k8s_ldflags)" ;;
+    mag-webhook)
+      local dir; dir="$(mag_module)"
+      # Upstream's main with one line added: knative serves health probes on a fixed :8080
+      # in this version, fine in a pod but a collision with the controller when both run on
+      # one host. The webhook's readiness is its HTTPS port; the controller keeps :8080.
+      mkdir -p "$dir/webhook"
+      sed 's|^\(\s*\)ctx := injection.WithNamespaceScope(signals.NewContext(), systemNamespace)$|&\n\1ctx = sharedmain.WithHealthProbesDisabled(ctx)|' \
+        "$(module_dir "github.com/openshift-pipelines/manual-approval-gate@$MAG_VERSION")/cmd/webhook/main.go" >"$dir/webhook/main.go"
+      grep -q WithHealthProbesDisabled "$dir/webhook/main.go" || die "manual-approval-gate's webhook main changed: update build-tools.sh"
+      build mag-webhook "$dir" ./webhook "-s -w $(k8s_ldflags)" ;;
+    *) die "unknown tool $1 (etcd, kube-apiserver, kubectl, tekton-controller, tkn, mag-controller, mag-webhook)" ;;
   esac
 }
 
