@@ -32,6 +32,10 @@ log "building our controller and the driver (release)"
 "$SCRIPTS/cluster-down.sh" --purge >/dev/null 2>&1 || true
 trap '"$SCRIPTS/cluster-down.sh" >/dev/null 2>&1 || true' EXIT
 "$SCRIPTS/cluster-up.sh" >/dev/null
+# Gates are created directly, no PipelineRun: Tekton's controller has nothing to do here but
+# would still spend the shared CPUs.
+kill "$(cat "$APPROVAL_STATE/run/tekton-controller.pid")"
+rm -f "$APPROVAL_STATE/run/tekton-controller.pid"
 export KUBECONFIG="$APPROVAL_STATE/kubeconfig"
 
 # The approver of every gate: may decide on runs (ours) and ApprovalTasks (theirs).
@@ -76,12 +80,12 @@ system_args() {
   case "$1" in
     ours)
       args=(--pid "controller=$run/approval-controller.pid" --pid "webhook=$run/approval-webhook.pid"
-        --ready-url "http://127.0.0.1:$CONTROLLER_PROBE_PORT/readyz"
+        --ready-command "curl -fsS http://127.0.0.1:$CONTROLLER_PROBE_PORT/readyz"
         --kill-controller "$SCRIPTS/approval.sh kill controller"
         --start-controller "$SCRIPTS/approval.sh start controller") ;;
     mag)
       args=(--pid "controller=$run/mag-controller.pid" --pid "webhook=$run/mag-webhook.pid"
-        --ready-url "http://127.0.0.1:8080/readiness"
+        --ready-command "$SCRIPTS/mag.sh ready controller"
         --kill-controller "$SCRIPTS/mag.sh kill controller"
         --start-controller "$SCRIPTS/mag.sh start controller") ;;
   esac
@@ -96,6 +100,8 @@ for n in $SIZES; do
     system_args "$system"
     "$DRIVER" run --system "$system" --gates "$n" --namespace "$namespace" --results "$RESULTS" \
       --commit "$(git -C "$REPO_DIR" rev-parse --short HEAD)" "${args[@]}"
+    # Rendered after every run, so that a long N=10,000 run that is interrupted keeps the rest.
+    "$DRIVER" report --results "$RESULTS" --analysis "$REPO_DIR/bench/analysis.md" --out "$REPO_DIR/BENCHMARKS.md"
     stop_system "$system"
     # No kube-controller-manager here: a namespace would never finish terminating and
     # nothing collects garbage, so the driver's objects are deleted explicitly.
@@ -104,5 +110,4 @@ for n in $SIZES; do
   done
 done
 
-"$DRIVER" report --results "$RESULTS" --analysis "$REPO_DIR/bench/analysis.md" --out "$REPO_DIR/BENCHMARKS.md"
 log "results in $RESULTS and $REPO_DIR/BENCHMARKS.md"

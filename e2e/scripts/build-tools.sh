@@ -110,9 +110,21 @@ build() {
   log "$tool $(tool_version "$tool"): built in $((SECONDS - start))s"
 }
 
-mag_module() {
-  wrapper_module manual-approval-gate github.com/openshift-pipelines/manual-approval-gate "$MAG_VERSION" \
-    github.com/openshift-pipelines/manual-approval-gate/cmd/controller
+# mag_main controller|webhook: upstream's cmd/<name>/main.go in the wrapper module, with one
+# line added. knative serves health probes on a fixed :8080 in this version: fine in a pod,
+# but on one host both binaries, and Tekton's controller of any other local cluster, want
+# it. So the probe server is off; mag.sh reads readiness from the log line knative writes
+# once the informers have synced ("Starting controllers...").
+mag_main() {
+  local dir
+  dir="$(wrapper_module manual-approval-gate github.com/openshift-pipelines/manual-approval-gate "$MAG_VERSION" \
+    github.com/openshift-pipelines/manual-approval-gate/cmd/controller)"
+  mkdir -p "$dir/$1"
+  sed '/^\(\s*\)ctx := .*$/{p;s//\1ctx = sharedmain.WithHealthProbesDisabled(ctx)/}' \
+    "$(module_dir "github.com/openshift-pipelines/manual-approval-gate@$MAG_VERSION")/cmd/$1/main.go" >"$dir/$1/main.go"
+  [[ "$(grep -c WithHealthProbesDisabled "$dir/$1/main.go")" == 1 ]] ||
+    die "manual-approval-gate's cmd/$1/main.go changed: update mag_main in build-tools.sh"
+  echo "$dir"
 }
 
 build_tool() {
@@ -131,19 +143,9 @@ build_tool() {
       local dir; dir="$(wrapper_module tkn github.com/tektoncd/cli "$TKN_VERSION" github.com/tektoncd/cli/cmd/tkn)"
       build tkn "$dir" github.com/tektoncd/cli/cmd/tkn "-s -w -X github.com/tektoncd/cli/pkg/cmd/version.clientVersion=$TKN_VERSION" ;;
     # OpenShift's manual-approval-gate, only for `make bench`: its controller and webhook.
-    mag-controller)
-      local dir; dir="$(mag_module)"
-      build mag-controller "$dir" github.com/openshift-pipelines/manual-approval-gate/cmd/controller "-s -w $(k8s_ldflags)" ;;
-    mag-webhook)
-      local dir; dir="$(mag_module)"
-      # Upstream's main with one line added: knative serves health probes on a fixed :8080
-      # in this version, fine in a pod but a collision with the controller when both run on
-      # one host. The webhook's readiness is its HTTPS port; the controller keeps :8080.
-      mkdir -p "$dir/webhook"
-      sed 's|^\(\s*\)ctx := injection.WithNamespaceScope(signals.NewContext(), systemNamespace)$|&\n\1ctx = sharedmain.WithHealthProbesDisabled(ctx)|' \
-        "$(module_dir "github.com/openshift-pipelines/manual-approval-gate@$MAG_VERSION")/cmd/webhook/main.go" >"$dir/webhook/main.go"
-      grep -q WithHealthProbesDisabled "$dir/webhook/main.go" || die "manual-approval-gate's webhook main changed: update build-tools.sh"
-      build mag-webhook "$dir" ./webhook "-s -w $(k8s_ldflags)" ;;
+    mag-controller|mag-webhook)
+      local dir; dir="$(mag_main "${1#mag-}")"
+      build "$1" "$dir" "./${1#mag-}" "-s -w $(k8s_ldflags)" ;;
     *) die "unknown tool $1 (etcd, kube-apiserver, kubectl, tekton-controller, tkn, mag-controller, mag-webhook)" ;;
   esac
 }

@@ -7,6 +7,7 @@
 #   mag.sh stop             stop both
 #   mag.sh kill controller  SIGKILL one of them (controller | webhook)
 #   mag.sh start controller start one of them
+#   mag.sh ready controller succeeds once it is ready (what `start` waits for)
 #   mag.sh uninstall        delete its webhook registration (so that it never sees our runs)
 #
 # Both run with the admin kubeconfig: upstream's RBAC is written for in-cluster service
@@ -15,7 +16,6 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 MAG_WEBHOOK_PORT="${MAG_WEBHOOK_PORT:-19643}"
-MAG_PROBES_PORT=8080 # fixed by knative in this version (see build-tools.sh)
 MAG_CONTROLLER_PROFILING_PORT="${MAG_CONTROLLER_PROFILING_PORT:-19681}"
 MAG_CONTROLLER_METRICS_PORT="${MAG_CONTROLLER_METRICS_PORT:-19682}"
 MAG_WEBHOOK_PROFILING_PORT="${MAG_WEBHOOK_PROFILING_PORT:-19683}"
@@ -47,7 +47,12 @@ SERVICE
   kubectl_admin create --dry-run=client -o json -f "$config/400-webhook-controller.yaml" |
     python3 -c '
 import json, sys
-items = json.load(sys.stdin)["items"]
+# kubectl prints one JSON document per YAML document.
+text, decoder, items, at = sys.stdin.read(), json.JSONDecoder(), [], 0
+while text[at:].strip():
+    item, end = decoder.raw_decode(text[at:].lstrip())
+    at = len(text) - len(text[at:].lstrip()) + end
+    items.append(item)
 for item in items:
     if item["kind"] == "ValidatingWebhookConfiguration":
         for webhook in item["webhooks"]:
@@ -60,9 +65,15 @@ uninstall() {
   kubectl_admin delete validatingwebhookconfiguration "$WEBHOOK_NAME" --ignore-not-found >/dev/null
 }
 
-controller_ready() { curl -fsS "http://127.0.0.1:$MAG_PROBES_PORT/readiness" >/dev/null; }
+# knative's probe server is off (see mag_main in build-tools.sh); its readiness answer was a
+# constant once the informers had synced, which is when knative logs this line.
+controller_ready() {
+  local log="$APPROVAL_STATE/logs/mag-controller.log" since
+  since="$(cat "$APPROVAL_STATE/run/mag-controller.log-offset")"
+  tail -c "+$((since + 1))" "$log" | grep -q '"Starting controllers..."'
+}
 # knative's webhook answers probes on its HTTPS port when the request says it is one.
-webhook_ready() { curl -fsSk -H 'K-Kubelet-Probe: true' "https://127.0.0.1:$MAG_WEBHOOK_PORT/" >/dev/null; }
+webhook_ready() { curl -fsSk -A kube-probe/1 "https://127.0.0.1:$MAG_WEBHOOK_PORT/" >/dev/null; }
 
 start_one() {
   local name="mag-$1"
@@ -86,6 +97,8 @@ start_one() {
             WEBHOOK_SECRET_NAME=manual-approval-gate-webhook-certs) ;;
     *) die "unknown part $1 (controller | webhook)" ;;
   esac
+  touch "$APPROVAL_STATE/logs/$name.log"
+  stat -c %s "$APPROVAL_STATE/logs/$name.log" >"$APPROVAL_STATE/run/$name.log-offset"
   env "${env[@]}" nohup "$bin" -kubeconfig "$APPROVAL_STATE/kubeconfig" \
     >>"$APPROVAL_STATE/logs/$name.log" 2>&1 &
   echo $! >"$APPROVAL_STATE/run/$name.pid"
@@ -112,5 +125,6 @@ case "$command" in
   stop) for p in "${parts[@]}"; do stop_one "$p"; done ;;
   kill) for p in "${parts[@]}"; do stop_one "$p" KILL; done ;;
   uninstall) uninstall ;;
-  *) die "usage: mag.sh start|stop|kill [controller|webhook|all] | uninstall" ;;
+  ready) "${part}_ready" ;;
+  *) die "usage: mag.sh start|stop|kill|ready [controller|webhook|all] | uninstall" ;;
 esac

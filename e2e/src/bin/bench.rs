@@ -10,13 +10,14 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use futures::{StreamExt, TryStreamExt, stream};
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
+use kube::api::{
+    Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
+};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Config};
 use serde::{Deserialize, Serialize};
@@ -70,9 +71,9 @@ struct RunArgs {
     /// `name=pid-file` of each process of the system (re-read after a restart).
     #[arg(long = "pid", value_parser = parse_pid_file, required = true)]
     pids: Vec<(String, PathBuf)>,
-    /// The controller's readiness endpoint.
+    /// Shell command that succeeds once the controller is ready.
     #[arg(long)]
-    ready_url: String,
+    ready_command: String,
     /// Shell command that SIGKILLs the controller.
     #[arg(long)]
     kill_controller: String,
@@ -145,7 +146,8 @@ impl System {
         match self {
             // What `kubectl annotate` and our plugin send.
             System::Ours => {
-                let patch = json!({"metadata": {"annotations": {"approval.tekton.dev/approve": "bench"}}});
+                let patch =
+                    json!({"metadata": {"annotations": {"approval.tekton.dev/approve": "bench"}}});
                 customruns(approver, namespace)
                     .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
                     .await?;
@@ -241,11 +243,14 @@ fn follow_gates(client: Client, namespace: &str) -> watch::Receiver<Gates> {
     let (sender, receiver) = watch::channel(Gates::default());
     let runs = customruns(&client, namespace);
     tokio::spawn(async move {
-        let mut events = watcher(runs, watcher::Config::default()).default_backoff().boxed();
+        let mut events = watcher(runs, watcher::Config::default())
+            .default_backoff()
+            .boxed();
         while let Some(event) = events.next().await {
             match event {
                 Ok(watcher::Event::Apply(run) | watcher::Event::InitApply(run)) => {
-                    let (name, phase) = (run.metadata.name.clone().unwrap_or_default(), phase(&run));
+                    let (name, phase) =
+                        (run.metadata.name.clone().unwrap_or_default(), phase(&run));
                     if phase != Phase::Unseen {
                         sender.send_modify(|gates| gates.observe(name, phase, Instant::now()));
                     }
@@ -305,26 +310,34 @@ fn sample(pid: u32, ticks_per_second: f64) -> anyhow::Result<Sample> {
 }
 
 fn read_pid(file: &Path) -> anyhow::Result<u32> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     Ok(text.trim().parse()?)
 }
 
 fn ticks_per_second() -> anyhow::Result<f64> {
-    let output = std::process::Command::new("getconf").arg("CLK_TCK").output()?;
+    let output = std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()?;
     Ok(String::from_utf8(output.stdout)?.trim().parse()?)
 }
 
 async fn shell(command: &str) -> anyhow::Result<()> {
-    let status = tokio::process::Command::new("bash").arg("-c").arg(command).status().await?;
+    let status = tokio::process::Command::new("bash")
+        .arg("-c")
+        .arg(command)
+        .status()
+        .await?;
     if !status.success() {
         bail!("`{command}` failed: {status}");
     }
     Ok(())
 }
 
-async fn is_ready(url: &str) -> bool {
-    let probe = tokio::process::Command::new("curl")
-        .args(["-fsS", "-o", "/dev/null", "--max-time", "1", url])
+async fn is_ready(command: &str) -> bool {
+    let probe = tokio::process::Command::new("bash")
+        .args(["-c", command])
+        .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status();
     matches!(probe.await, Ok(status) if status.success())
@@ -443,17 +456,25 @@ fn versions(commit: &str) -> anyhow::Result<HashMap<String, String>> {
 }
 
 fn now_utc() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%d %H:%M UTC").to_string()
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%d %H:%M UTC")
+        .to_string()
 }
 
 fn merge_into(file: &Path, commit: &str, run: RunResult) -> anyhow::Result<()> {
     let mut results: Results = match std::fs::read_to_string(file) {
-        Ok(text) => serde_json::from_str(&text).with_context(|| format!("parsing {}", file.display()))?,
+        Ok(text) => {
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", file.display()))?
+        }
         Err(_) => Results::default(),
     };
-    results.runs.retain(|r| !(r.system == run.system && r.gates == run.gates));
+    results
+        .runs
+        .retain(|r| !(r.system == run.system && r.gates == run.gates));
     results.runs.push(run);
-    results.runs.sort_by_key(|r| (r.gates, r.system == System::Mag));
+    results
+        .runs
+        .sort_by_key(|r| (r.gates, r.system == System::Mag));
     results.date = now_utc();
     results.machine = machine();
     results.versions = versions(commit)?;
@@ -475,7 +496,10 @@ struct Bench {
 
 impl Bench {
     fn log(&self, message: impl std::fmt::Display) {
-        eprintln!("[bench {:?} N={}] {message}", self.args.system, self.args.gates);
+        eprintln!(
+            "[bench {:?} N={}] {message}",
+            self.args.system, self.args.gates
+        );
     }
 
     /// Creates gates `range` with bounded concurrency.
@@ -493,11 +517,16 @@ impl Bench {
         Ok(())
     }
 
-    async fn approve_and_wait(&mut self, name: &str) -> anyhow::Result<Duration> {
+    async fn approve_and_wait(&mut self, name: &str, limit: Duration) -> anyhow::Result<Duration> {
         let system = self.args.system;
-        system.approve(&self.approver, &self.args.namespace, name).await?;
+        system
+            .approve(&self.approver, &self.args.namespace, name)
+            .await?;
         let answered = Instant::now();
-        wait_gates(&mut self.gates, name, Duration::from_secs(60), |g| g.succeeded_at.contains_key(name)).await?;
+        wait_gates(&mut self.gates, name, limit, |g| {
+            g.succeeded_at.contains_key(name)
+        })
+        .await?;
         let succeeded = self.gates.borrow().succeeded_at[name];
         // The watch can deliver the new status before the approve response is read.
         Ok(succeeded.saturating_duration_since(answered))
@@ -511,8 +540,18 @@ impl Bench {
         let created = start.elapsed();
         self.log(format!("created {n} gates in {created:.1?}"));
         let limit = Duration::from_secs(600 + n as u64 / 5);
-        wait_gates(&mut self.gates, "every gate waiting", limit, |g| g.waiting() >= n).await?;
-        let acknowledged = self.gates.borrow().waiting_since.values().max().copied().unwrap_or(start);
+        wait_gates(&mut self.gates, "every gate waiting", limit, |g| {
+            g.waiting() >= n
+        })
+        .await?;
+        let acknowledged = self
+            .gates
+            .borrow()
+            .waiting_since
+            .values()
+            .max()
+            .copied()
+            .unwrap_or(start);
         Ok((created.as_secs_f64(), (acknowledged - start).as_secs_f64()))
     }
 
@@ -526,12 +565,18 @@ impl Bench {
             .iter()
             .map(|(name, file)| Ok((name.clone(), read_pid(file)?)))
             .collect::<anyhow::Result<_>>()?;
-        let first: Vec<Sample> = pids.iter().map(|(_, pid)| sample(*pid, ticks)).collect::<Result<_, _>>()?;
+        let first: Vec<Sample> = pids
+            .iter()
+            .map(|(_, pid)| sample(*pid, ticks))
+            .collect::<Result<_, _>>()?;
         let mut peaks = vec![0.0f64; pids.len()];
         let mut last = Vec::new();
         for _ in 0..self.args.idle_seconds {
             tokio::time::sleep(Duration::from_secs(1)).await;
-            last = pids.iter().map(|(_, pid)| sample(*pid, ticks)).collect::<Result<_, _>>()?;
+            last = pids
+                .iter()
+                .map(|(_, pid)| sample(*pid, ticks))
+                .collect::<Result<_, _>>()?;
             for (peak, now) in peaks.iter_mut().zip(&last) {
                 *peak = peak.max(now.rss_mib);
             }
@@ -559,20 +604,25 @@ impl Bench {
     async fn restart(&mut self, gate: &str) -> anyhow::Result<Restart> {
         shell(&self.args.kill_controller).await?;
         let start = Instant::now();
-        // The start script waits for readiness itself, polling every 0.5 s; polling here
+        // The start script waits for readiness itself, polling every 0.5 s; asking here
         // every 50 ms keeps its granularity out of the number.
         let mut starter = tokio::process::Command::new("bash")
             .arg("-c")
             .arg(&self.args.start_controller)
             .spawn()?;
-        while !is_ready(&self.args.ready_url).await {
+        while !is_ready(&self.args.ready_command).await {
+            if let Some(status) = starter.try_wait()?.filter(|status| !status.success()) {
+                bail!("`{}` failed: {status}", self.args.start_controller);
+            }
             if start.elapsed() > Duration::from_secs(300) {
                 bail!("the controller was not ready 300 s after its start");
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let ready = start.elapsed();
-        self.approve_and_wait(gate).await?;
+        // A killed knative controller takes over only when its old leader lease expires.
+        self.approve_and_wait(gate, Duration::from_secs(300))
+            .await?;
         let honoured = start.elapsed();
         if !starter.wait().await?.success() {
             bail!("`{}` failed", self.args.start_controller);
@@ -587,7 +637,12 @@ impl Bench {
     async fn decisions(&mut self, names: &[String]) -> anyhow::Result<Decision> {
         let mut latencies = Vec::with_capacity(names.len());
         for name in names {
-            latencies.push(self.approve_and_wait(name).await?.as_secs_f64() * 1000.0);
+            latencies.push(
+                self.approve_and_wait(name, Duration::from_secs(60))
+                    .await?
+                    .as_secs_f64()
+                    * 1000.0,
+            );
         }
         latencies.sort_by(f64::total_cmp);
         Ok(Decision {
@@ -604,10 +659,14 @@ impl Bench {
         let (system, namespace) = (self.args.system, self.args.namespace.clone());
         let approver = self.approver.clone();
         let start = Instant::now();
-        stream::iter(names.iter().map(|name| system.approve(&approver, &namespace, name)))
-            .buffer_unordered(self.args.burst_concurrency)
-            .try_for_each(|_| async { Ok(()) })
-            .await?;
+        stream::iter(
+            names
+                .iter()
+                .map(|name| system.approve(&approver, &namespace, name)),
+        )
+        .buffer_unordered(self.args.burst_concurrency)
+        .try_for_each(|_| async { Ok(()) })
+        .await?;
         let limit = Duration::from_secs(600);
         wait_gates(&mut self.gates, "every burst gate Succeeded", limit, |g| {
             names.iter().all(|name| g.succeeded_at.contains_key(name))
@@ -627,7 +686,9 @@ fn round(value: f64, digits: i32) -> f64 {
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let admin = Client::try_default().await.context("no cluster (KUBECONFIG)")?;
+    let admin = Client::try_default()
+        .await
+        .context("no cluster (KUBECONFIG)")?;
     let mut config = Config::infer().await?;
     config.auth_info.impersonate = Some(APPROVER.to_string());
     let approver = Client::try_from(config)?;
@@ -638,23 +699,47 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     let commit = args.commit.clone();
     let results = args.results.clone();
-    let mut bench = Bench { args, admin, approver, gates };
+    let mut bench = Bench {
+        args,
+        admin,
+        approver,
+        gates,
+    };
 
     let (create_seconds, acknowledge_seconds) = bench.acknowledge().await?;
     bench.log(format!("all {n} waiting after {acknowledge_seconds:.2} s"));
     let idle = bench.idle().await?;
-    bench.log(format!("idle: {:.1} MiB, {:.2} CPU s", idle.rss_mib, idle.cpu_seconds));
+    bench.log(format!(
+        "idle: {:.1} MiB, {:.2} CPU s",
+        idle.rss_mib, idle.cpu_seconds
+    ));
     let restart = bench.restart(&gate_name(n - 1)).await?;
-    bench.log(format!("restart: ready {:.2} s, honoured {:.2} s", restart.ready_seconds, restart.honoured_seconds));
+    bench.log(format!(
+        "restart: ready {:.2} s, honoured {:.2} s",
+        restart.ready_seconds, restart.honoured_seconds
+    ));
     let names: Vec<String> = (0..decisions).map(gate_name).collect();
     let decision = bench.decisions(&names).await?;
-    bench.log(format!("decisions: p50 {} ms, p99 {} ms", decision.p50_ms, decision.p99_ms));
+    bench.log(format!(
+        "decisions: p50 {} ms, p99 {} ms",
+        decision.p50_ms, decision.p99_ms
+    ));
 
     // Back to N waiting, so that the burst, too, runs against N gates.
     let top_up = decisions + 1;
     bench.create(n..n + top_up).await?;
-    wait_gates(&mut bench.gates, "the new gates waiting", Duration::from_secs(600), |g| g.waiting() >= n).await?;
-    let burst_names: Vec<String> = (decisions..n - 1).chain(n..n + top_up).take(burst).map(gate_name).collect();
+    wait_gates(
+        &mut bench.gates,
+        "the new gates waiting",
+        Duration::from_secs(600),
+        |g| g.waiting() >= n,
+    )
+    .await?;
+    let burst_names: Vec<String> = (decisions..n - 1)
+        .chain(n..n + top_up)
+        .take(burst)
+        .map(gate_name)
+        .collect();
     let burst = bench.burst(burst_names).await?;
     bench.log(format!("burst of {}: {:.2} s", burst.count, burst.seconds));
 
@@ -682,16 +767,56 @@ struct Row {
 }
 
 const ROWS: &[Row] = &[
-    Row { workload: "1. acknowledge: all N gates waiting", unit: "s", value: |r| r.acknowledge_seconds },
-    Row { workload: "2. idle RSS, controller + webhook", unit: "MiB", value: |r| r.idle.rss_mib },
-    Row { workload: "2. idle CPU over 60 s, controller + webhook", unit: "s", value: |r| r.idle.cpu_seconds },
-    Row { workload: "3. decision latency p50", unit: "ms", value: |r| r.decision.p50_ms },
-    Row { workload: "3. decision latency p95", unit: "ms", value: |r| r.decision.p95_ms },
-    Row { workload: "3. decision latency p99", unit: "ms", value: |r| r.decision.p99_ms },
-    Row { workload: "3. decision latency max", unit: "ms", value: |r| r.decision.max_ms },
-    Row { workload: "4. burst: 1,000 approvals until all Succeeded", unit: "s", value: |r| r.burst.seconds },
-    Row { workload: "5. restart: controller ready", unit: "s", value: |r| r.restart.ready_seconds },
-    Row { workload: "5. restart: ready and an approval honoured", unit: "s", value: |r| r.restart.honoured_seconds },
+    Row {
+        workload: "1. acknowledge: all N gates waiting",
+        unit: "s",
+        value: |r| r.acknowledge_seconds,
+    },
+    Row {
+        workload: "2. idle RSS, controller + webhook",
+        unit: "MiB",
+        value: |r| r.idle.rss_mib,
+    },
+    Row {
+        workload: "2. idle CPU over 60 s, controller + webhook",
+        unit: "s",
+        value: |r| r.idle.cpu_seconds,
+    },
+    Row {
+        workload: "3. decision latency p50",
+        unit: "ms",
+        value: |r| r.decision.p50_ms,
+    },
+    Row {
+        workload: "3. decision latency p95",
+        unit: "ms",
+        value: |r| r.decision.p95_ms,
+    },
+    Row {
+        workload: "3. decision latency p99",
+        unit: "ms",
+        value: |r| r.decision.p99_ms,
+    },
+    Row {
+        workload: "3. decision latency max",
+        unit: "ms",
+        value: |r| r.decision.max_ms,
+    },
+    Row {
+        workload: "4. burst: 1,000 approvals until all Succeeded",
+        unit: "s",
+        value: |r| r.burst.seconds,
+    },
+    Row {
+        workload: "5. restart: controller ready",
+        unit: "s",
+        value: |r| r.restart.ready_seconds,
+    },
+    Row {
+        workload: "5. restart: ready and an approval honoured",
+        unit: "s",
+        value: |r| r.restart.honoured_seconds,
+    },
 ];
 
 /// Our targets at N = 10,000: a row, the bound (inclusive unless `strict`), the text.
@@ -703,7 +828,13 @@ const TARGETS: &[(usize, f64, bool, &str)] = &[
 ];
 
 fn number(value: f64) -> String {
-    if value >= 100.0 { format!("{value:.0}") } else if value >= 10.0 { format!("{value:.1}") } else { format!("{value:.2}") }
+    if value >= 100.0 {
+        format!("{value:.0}")
+    } else if value >= 10.0 {
+        format!("{value:.1}")
+    } else {
+        format!("{value:.2}")
+    }
 }
 
 fn render(results: &Results, analysis: &str) -> String {
@@ -712,21 +843,44 @@ fn render(results: &Results, analysis: &str) -> String {
         out.push_str(text);
         out.push('\n');
     };
-    line(&mut out, "# Benchmarks: approval-controller vs manual-approval-gate\n");
-    line(&mut out, "Generated by `make bench` from [`bench/results.json`](bench/results.json) (do not edit by hand;");
-    line(&mut out, "the analysis at the end comes from [`bench/analysis.md`](bench/analysis.md)).\n");
+    line(
+        &mut out,
+        "# Benchmarks: approval-controller vs manual-approval-gate\n",
+    );
+    line(
+        &mut out,
+        "Generated by `make bench` from [`bench/results.json`](bench/results.json) (do not edit by hand;",
+    );
+    line(
+        &mut out,
+        "the analysis at the end comes from [`bench/analysis.md`](bench/analysis.md)).\n",
+    );
     let m = &results.machine;
     line(&mut out, &format!("- Date: {}", results.date));
-    line(&mut out, &format!("- Machine: {} CPUs ({}), {} GiB memory, Linux {}; shared with other work", m.cpus, m.cpu_model, m.memory_gib, m.kernel));
+    line(
+        &mut out,
+        &format!(
+            "- Machine: {} CPUs ({}), {} GiB memory, Linux {}; shared with other work",
+            m.cpus, m.cpu_model, m.memory_gib, m.kernel
+        ),
+    );
     let mut versions: Vec<_> = results.versions.iter().collect();
     versions.sort();
     let versions: Vec<String> = versions.iter().map(|(k, v)| format!("{k}={v}")).collect();
     line(&mut out, &format!("- Versions: {}", versions.join(", ")));
-    line(&mut out, "- Both systems ran one after the other on the same etcd + kube-apiserver; gates are CustomRuns created directly, one approver each.\n");
+    line(
+        &mut out,
+        "- Both systems ran one after the other on the same etcd + kube-apiserver; gates are CustomRuns created directly, one approver each.\n",
+    );
 
     let mut sizes: Vec<usize> = results.runs.iter().map(|r| r.gates).collect();
     sizes.dedup();
-    let find = |system, n| results.runs.iter().find(|r| r.system == system && r.gates == n);
+    let find = |system, n| {
+        results
+            .runs
+            .iter()
+            .find(|r| r.system == system && r.gates == n)
+    };
     let mut header = String::from("| workload | unit |");
     let mut rule = String::from("|---|---|");
     for n in &sizes {
@@ -750,14 +904,31 @@ fn render(results: &Results, analysis: &str) -> String {
         }
         line(&mut out, &cells);
     }
-    line(&mut out, "\nMAG / ours above 1 means ours is lower (faster, smaller) by that factor.\n");
+    line(
+        &mut out,
+        "\nMAG / ours above 1 means ours is lower (faster, smaller) by that factor.\n",
+    );
 
     line(&mut out, "## Processes at idle (N gates waiting, 60 s)\n");
-    line(&mut out, "| system | N | process | RSS MiB (end) | RSS MiB (peak) | CPU s |");
+    line(
+        &mut out,
+        "| system | N | process | RSS MiB (end) | RSS MiB (peak) | CPU s |",
+    );
     line(&mut out, "|---|---:|---|---:|---:|---:|");
     for run in &results.runs {
         for p in &run.idle.processes {
-            line(&mut out, &format!("| {} | {} | {} | {} | {} | {} |", run.system.title(), run.gates, p.name, p.rss_mib, p.rss_peak_mib, p.cpu_seconds));
+            line(
+                &mut out,
+                &format!(
+                    "| {} | {} | {} | {} | {} | {} |",
+                    run.system.title(),
+                    run.gates,
+                    p.name,
+                    p.rss_mib,
+                    p.rss_peak_mib,
+                    p.cpu_seconds
+                ),
+            );
         }
     }
     line(&mut out, "");
@@ -767,7 +938,9 @@ fn render(results: &Results, analysis: &str) -> String {
     for (row, bound, strict, text) in TARGETS {
         let verdict = match ours_10k.map(ROWS[*row].value) {
             None => "not measured (N = 10,000 not run)".to_string(),
-            Some(v) if (*strict && v < *bound) || (!*strict && v <= *bound) => format!("**met** ({} {})", number(v), ROWS[*row].unit),
+            Some(v) if (*strict && v < *bound) || (!*strict && v <= *bound) => {
+                format!("**met** ({} {})", number(v), ROWS[*row].unit)
+            }
             Some(v) => format!("**missed** ({} {})", number(v), ROWS[*row].unit),
         };
         line(&mut out, &format!("- {text}: {verdict}"));
@@ -778,7 +951,8 @@ fn render(results: &Results, analysis: &str) -> String {
 
 fn report(results: &Path, analysis: &Path, out: &Path) -> anyhow::Result<()> {
     let results: Results = serde_json::from_str(&std::fs::read_to_string(results)?)?;
-    let analysis = std::fs::read_to_string(analysis).with_context(|| format!("reading {}", analysis.display()))?;
+    let analysis = std::fs::read_to_string(analysis)
+        .with_context(|| format!("reading {}", analysis.display()))?;
     std::fs::write(out, render(&results, &analysis))?;
     Ok(())
 }
@@ -787,7 +961,11 @@ fn report(results: &Path, analysis: &Path, out: &Path) -> anyhow::Result<()> {
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Run(args) => run(args).await,
-        Command::Report { results, analysis, out } => report(&results, &analysis, &out),
+        Command::Report {
+            results,
+            analysis,
+            out,
+        } => report(&results, &analysis, &out),
     }
 }
 
