@@ -768,6 +768,11 @@ struct Row {
 
 const ROWS: &[Row] = &[
     Row {
+        workload: "0. creating the N CustomRuns (50 in flight; ours stamps each in its webhook)",
+        unit: "s",
+        value: |r| r.create_seconds,
+    },
+    Row {
         workload: "1. acknowledge: all N gates waiting",
         unit: "s",
         value: |r| r.acknowledge_seconds,
@@ -819,12 +824,54 @@ const ROWS: &[Row] = &[
     },
 ];
 
-/// Our targets at N = 10,000: a row, the bound (inclusive unless `strict`), the text.
-const TARGETS: &[(usize, f64, bool, &str)] = &[
-    (5, 100.0, false, "p99 decision latency <= 100 ms"),
-    (1, 64.0, false, "RSS <= 64 MiB"),
-    (2, 0.5, true, "idle CPU over 60 s < 0.5 s"),
-    (8, 10.0, false, "ready after restart <= 10 s"),
+/// One of our targets at N = 10,000: the number, its bound, and whether the bound is strict.
+struct Target {
+    text: &'static str,
+    unit: &'static str,
+    bound: f64,
+    strict: bool,
+    value: fn(&RunResult) -> f64,
+}
+
+impl Target {
+    fn met(&self, value: f64) -> bool {
+        if self.strict {
+            value < self.bound
+        } else {
+            value <= self.bound
+        }
+    }
+}
+
+const TARGETS: &[Target] = &[
+    Target {
+        text: "p99 decision latency <= 100 ms",
+        unit: "ms",
+        bound: 100.0,
+        strict: false,
+        value: |r| r.decision.p99_ms,
+    },
+    Target {
+        text: "RSS (controller + webhook) <= 64 MiB",
+        unit: "MiB",
+        bound: 64.0,
+        strict: false,
+        value: |r| r.idle.rss_mib,
+    },
+    Target {
+        text: "idle CPU over 60 s < 0.5 s",
+        unit: "s",
+        bound: 0.5,
+        strict: true,
+        value: |r| r.idle.cpu_seconds,
+    },
+    Target {
+        text: "ready after restart <= 10 s",
+        unit: "s",
+        bound: 10.0,
+        strict: false,
+        value: |r| r.restart.ready_seconds,
+    },
 ];
 
 fn number(value: f64) -> String {
@@ -897,7 +944,9 @@ fn render(results: &Results, analysis: &str) -> String {
             let show = |v: Option<f64>| v.map_or("not run".to_string(), number);
             let ratio = match (ours, mag) {
                 (Some(o), Some(m)) if o > 0.0 => format!("{:.1}x", m / o),
-                (Some(_), Some(_)) => "n/a (ours 0)".to_string(),
+                // Only CPU time reads 0: below the kernel's 10 ms accounting tick.
+                (Some(_), Some(m)) if m > 0.0 => format!("> {:.0}x", m / 0.01),
+                (Some(_), Some(_)) => "both 0".to_string(),
                 _ => "-".to_string(),
             };
             cells += &format!(" {} | {} | {ratio} |", show(ours), show(mag));
@@ -935,15 +984,13 @@ fn render(results: &Results, analysis: &str) -> String {
 
     line(&mut out, "## Our targets at N = 10,000\n");
     let ours_10k = find(System::Ours, 10_000);
-    for (row, bound, strict, text) in TARGETS {
-        let verdict = match ours_10k.map(ROWS[*row].value) {
+    for target in TARGETS {
+        let verdict = match ours_10k.map(target.value) {
             None => "not measured (N = 10,000 not run)".to_string(),
-            Some(v) if (*strict && v < *bound) || (!*strict && v <= *bound) => {
-                format!("**met** ({} {})", number(v), ROWS[*row].unit)
-            }
-            Some(v) => format!("**missed** ({} {})", number(v), ROWS[*row].unit),
+            Some(v) if target.met(v) => format!("**met** ({} {})", number(v), target.unit),
+            Some(v) => format!("**missed** ({} {})", number(v), target.unit),
         };
-        line(&mut out, &format!("- {text}: {verdict}"));
+        line(&mut out, &format!("- {}: {verdict}", target.text));
     }
     line(&mut out, "");
     out + analysis
@@ -993,6 +1040,16 @@ mod tests {
         assert!(phase(&run("Unknown")) == Phase::Waiting);
         assert!(phase(&run("True")) == Phase::Succeeded);
         assert!(phase(&run("False")) == Phase::Unseen);
+    }
+
+    #[test]
+    fn the_idle_cpu_bound_is_strict_and_the_memory_bound_inclusive() {
+        let cpu = TARGETS.iter().find(|t| t.text.starts_with("idle CPU")).unwrap();
+        assert!(!cpu.met(0.5));
+        assert!(cpu.met(0.49));
+        let rss = TARGETS.iter().find(|t| t.text.starts_with("RSS")).unwrap();
+        assert!(rss.met(64.0));
+        assert!(!rss.met(64.1));
     }
 
     #[test]
