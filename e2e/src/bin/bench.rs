@@ -1044,7 +1044,10 @@ mod tests {
 
     #[test]
     fn the_idle_cpu_bound_is_strict_and_the_memory_bound_inclusive() {
-        let cpu = TARGETS.iter().find(|t| t.text.starts_with("idle CPU")).unwrap();
+        let cpu = TARGETS
+            .iter()
+            .find(|t| t.text.starts_with("idle CPU"))
+            .unwrap();
         assert!(!cpu.met(0.5));
         assert!(cpu.met(0.49));
         let rss = TARGETS.iter().find(|t| t.text.starts_with("RSS")).unwrap();
