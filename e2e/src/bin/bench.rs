@@ -415,6 +415,11 @@ struct Restart {
     ready_seconds: f64,
     /// From starting it until an approval made after it was ready was shown Succeeded.
     honoured_seconds: f64,
+    /// Resident memory of all the system's processes once the restarted controller has
+    /// relisted the N gates (read after the decision-latency workload). Absent from
+    /// results recorded before it was measured.
+    #[serde(default)]
+    rss_mib: f64,
 }
 
 /// Nearest-rank percentile of sorted values.
@@ -600,6 +605,16 @@ impl Bench {
         })
     }
 
+    /// Resident memory of all the system's processes now, in MiB.
+    fn rss_now(&self) -> anyhow::Result<f64> {
+        let ticks = ticks_per_second()?;
+        let mut total = 0.0;
+        for (_, file) in &self.args.pids {
+            total += sample(read_pid(file)?, ticks)?.rss_mib;
+        }
+        Ok(round(total, 1))
+    }
+
     /// 5. restart: SIGKILL the controller, start it, until ready and an approval is honoured.
     async fn restart(&mut self, gate: &str) -> anyhow::Result<Restart> {
         shell(&self.args.kill_controller).await?;
@@ -630,6 +645,7 @@ impl Bench {
         Ok(Restart {
             ready_seconds: round(ready.as_secs_f64(), 2),
             honoured_seconds: round(honoured.as_secs_f64(), 2),
+            rss_mib: 0.0, // read later, see `rss_now`
         })
     }
 
@@ -713,13 +729,15 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         "idle: {:.1} MiB, {:.2} CPU s",
         idle.rss_mib, idle.cpu_seconds
     ));
-    let restart = bench.restart(&gate_name(n - 1)).await?;
+    let mut restart = bench.restart(&gate_name(n - 1)).await?;
     bench.log(format!(
         "restart: ready {:.2} s, honoured {:.2} s",
         restart.ready_seconds, restart.honoured_seconds
     ));
     let names: Vec<String> = (0..decisions).map(gate_name).collect();
     let decision = bench.decisions(&names).await?;
+    // A restarted controller lists the N gates at once instead of receiving them one by one.
+    restart.rss_mib = bench.rss_now()?;
     bench.log(format!(
         "decisions: p50 {} ms, p99 {} ms",
         decision.p50_ms, decision.p99_ms
@@ -821,6 +839,11 @@ const ROWS: &[Row] = &[
         workload: "5. restart: ready and an approval honoured",
         unit: "s",
         value: |r| r.restart.honoured_seconds,
+    },
+    Row {
+        workload: "5. RSS after the restart, controller + webhook",
+        unit: "MiB",
+        value: |r| r.restart.rss_mib,
     },
 ];
 
