@@ -45,6 +45,10 @@ unit: ## unit tests (pure core, tower-test API scenarios, webhook HTTP layer)
 e2e: build ## the end-to-end suite on a fresh local control plane
 	$(E2E_PORTS) APPROVAL_STATE=$(E2E_STATE) $(SCRIPTS)/e2e.sh
 
+.PHONY: bench
+bench: ## benchmarks vs manual-approval-gate on a dedicated control plane -> BENCHMARKS.md (long; not in test)
+	$(SCRIPTS)/bench.sh
+
 .PHONY: cluster-up
 cluster-up: build ## start (or keep) the local control plane and our controller
 	APPROVAL_STATE=$(RUN_STATE) $(SCRIPTS)/cluster-up.sh

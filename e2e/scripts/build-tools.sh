@@ -4,7 +4,8 @@
 # temporary name first, so an interrupted build never leaves a half binary behind.
 #
 #   build-tools.sh            build every tool
-#   build-tools.sh kubectl    build only these
+#   build-tools.sh kubectl    build only these (mag-controller and mag-webhook, for
+#                             `make bench`, are built only when named)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -109,6 +110,23 @@ build() {
   log "$tool $(tool_version "$tool"): built in $((SECONDS - start))s"
 }
 
+# mag_main controller|webhook: upstream's cmd/<name>/main.go in the wrapper module, with one
+# line added. knative serves health probes on a fixed :8080 in this version: fine in a pod,
+# but on one host both binaries, and Tekton's controller of any other local cluster, want
+# it. So the probe server is off; mag.sh reads readiness from the log line knative writes
+# once the informers have synced ("Starting controllers...").
+mag_main() {
+  local dir
+  dir="$(wrapper_module manual-approval-gate github.com/openshift-pipelines/manual-approval-gate "$MAG_VERSION" \
+    github.com/openshift-pipelines/manual-approval-gate/cmd/controller)"
+  mkdir -p "$dir/$1"
+  sed '/^\(\s*\)ctx := .*$/{p;s//\1ctx = sharedmain.WithHealthProbesDisabled(ctx)/}' \
+    "$(module_dir "github.com/openshift-pipelines/manual-approval-gate@$MAG_VERSION")/cmd/$1/main.go" >"$dir/$1/main.go"
+  [[ "$(grep -c WithHealthProbesDisabled "$dir/$1/main.go")" == 1 ]] ||
+    die "manual-approval-gate's cmd/$1/main.go changed: update mag_main in build-tools.sh"
+  echo "$dir"
+}
+
 build_tool() {
   case "$1" in
     etcd)
@@ -124,7 +142,11 @@ build_tool() {
     tkn)
       local dir; dir="$(wrapper_module tkn github.com/tektoncd/cli "$TKN_VERSION" github.com/tektoncd/cli/cmd/tkn)"
       build tkn "$dir" github.com/tektoncd/cli/cmd/tkn "-s -w -X github.com/tektoncd/cli/pkg/cmd/version.clientVersion=$TKN_VERSION" ;;
-    *) die "unknown tool $1 (etcd, kube-apiserver, kubectl, tekton-controller, tkn)" ;;
+    # OpenShift's manual-approval-gate, only for `make bench`: its controller and webhook.
+    mag-controller|mag-webhook)
+      local dir; dir="$(mag_main "${1#mag-}")"
+      build "$1" "$dir" "./${1#mag-}" "-s -w $(k8s_ldflags)" ;;
+    *) die "unknown tool $1 (etcd, kube-apiserver, kubectl, tekton-controller, tkn, mag-controller, mag-webhook)" ;;
   esac
 }
 

@@ -35,6 +35,7 @@ tool_version() {
     kube-apiserver|kubectl) echo "$KUBERNETES_VERSION" ;;
     tekton-controller) echo "$TEKTON_PIPELINE_VERSION" ;;
     tkn) echo "$TKN_VERSION" ;;
+    mag-controller|mag-webhook) echo "$MAG_VERSION" ;;
     *) die "unknown tool $1" ;;
   esac
 }

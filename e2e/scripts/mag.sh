@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Runs OpenShift's manual-approval-gate (the system `make bench` compares against) on the
+# local control plane, as two processes like approval.sh does for ours: its controller and
+# its validating webhook, both with knative's sharedmain and Tekton's config maps.
+#
+#   mag.sh start            install its CRD, config and webhook registration, start both
+#   mag.sh stop             stop both
+#   mag.sh kill controller  SIGKILL one of them (controller | webhook)
+#   mag.sh start controller start one of them
+#   mag.sh ready controller succeeds once it is ready (what `start` waits for)
+#   mag.sh uninstall        delete its webhook registration (so that it never sees our runs)
+#
+# Both run with the admin kubeconfig: upstream's RBAC is written for in-cluster service
+# accounts, and what is measured here is speed, not least privilege.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+MAG_WEBHOOK_PORT="${MAG_WEBHOOK_PORT:-19643}"
+MAG_CONTROLLER_PROFILING_PORT="${MAG_CONTROLLER_PROFILING_PORT:-19681}"
+MAG_CONTROLLER_METRICS_PORT="${MAG_CONTROLLER_METRICS_PORT:-19682}"
+MAG_WEBHOOK_PROFILING_PORT="${MAG_WEBHOOK_PROFILING_PORT:-19683}"
+MAG_WEBHOOK_METRICS_PORT="${MAG_WEBHOOK_METRICS_PORT:-19684}"
+SYSTEM_NAMESPACE=tekton-pipelines
+WEBHOOK_NAME=validation.webhook.manual-approval.openshift-pipelines.org
+
+mag_config() { echo "$(module_dir "github.com/openshift-pipelines/manual-approval-gate@$MAG_VERSION")/config/kubernetes"; }
+
+install() {
+  local config; config="$(mag_config)"
+  kubectl_admin apply --server-side --force-conflicts -f "$config/300-taskgroup.yaml" >/dev/null
+  kubectl_admin wait --for condition=established --timeout 60s crd approvaltasks.openshift-pipelines.org >/dev/null
+  kubectl_admin apply -f "$config/config-info.yaml" >/dev/null
+  # The webhook insists on a Service reference (it rewrites the registration to one). The
+  # API server resolves a Service of type ExternalName to its externalName and the port of
+  # the reference, and checks the serving certificate against the Service's DNS name, which
+  # is what knative's certificate controller issues: so `localhost` reaches the process.
+  kubectl_admin apply -f - >/dev/null <<SERVICE
+apiVersion: v1
+kind: Service
+metadata: {name: manual-approval-webhook, namespace: $SYSTEM_NAMESPACE}
+spec:
+  type: ExternalName
+  externalName: localhost
+  ports: [{name: https-webhook, port: $MAG_WEBHOOK_PORT}]
+SERVICE
+  # The Secret (filled by the webhook), the registration and the leader-election config.
+  kubectl_admin create --dry-run=client -o json -f "$config/400-webhook-controller.yaml" |
+    python3 -c '
+import json, sys
+# kubectl prints one JSON document per YAML document.
+text, decoder, items, at = sys.stdin.read(), json.JSONDecoder(), [], 0
+while text[at:].strip():
+    item, end = decoder.raw_decode(text[at:].lstrip())
+    at = len(text) - len(text[at:].lstrip()) + end
+    items.append(item)
+for item in items:
+    if item["kind"] == "ValidatingWebhookConfiguration":
+        for webhook in item["webhooks"]:
+            webhook["clientConfig"]["service"]["port"] = int(sys.argv[1])
+json.dump({"apiVersion": "v1", "kind": "List", "items": items}, sys.stdout)' "$MAG_WEBHOOK_PORT" |
+    kubectl_admin apply -f - >/dev/null
+}
+
+uninstall() {
+  kubectl_admin delete validatingwebhookconfiguration "$WEBHOOK_NAME" --ignore-not-found >/dev/null
+}
+
+# knative's probe server is off (see mag_main in build-tools.sh); its readiness answer was a
+# constant once the informers had synced, which is when knative logs this line.
+controller_ready() {
+  local log="$APPROVAL_STATE/logs/mag-controller.log" since
+  since="$(cat "$APPROVAL_STATE/run/mag-controller.log-offset")"
+  tail -c "+$((since + 1))" "$log" | grep -q '"Starting controllers..."'
+}
+# knative's webhook answers probes on its HTTPS port when the request says it is one.
+webhook_ready() { curl -fsSk -A kube-probe/1 "https://127.0.0.1:$MAG_WEBHOOK_PORT/" >/dev/null; }
+
+start_one() {
+  local name="mag-$1"
+  if pid_alive "$name"; then return; fi
+  local bin; bin="$(tool_path "$name")"
+  [[ -x "$bin" ]] || die "no $bin: run build-tools.sh mag-controller mag-webhook first"
+  local env=(SYSTEM_NAMESPACE="$SYSTEM_NAMESPACE" KUBERNETES_MIN_VERSION=v1.28.0
+    CONFIG_LEADERELECTION_NAME=manual-approval-config-leader-election
+    CONFIG_LOGGING_NAME=config-logging CONFIG_OBSERVABILITY_NAME=config-observability
+    METRICS_DOMAIN=openshift-pipelines.org/manual-approval-gate
+    # knative's default client throttle is 5 requests/s (burst 10) per controller: 10,000
+    # gates would take hours on that alone. Raised, so that the design is what is measured
+    # (MAG_KUBE_API_QPS=5 MAG_KUBE_API_BURST=10 measures the out-of-the-box install).
+    KUBE_API_QPS="${MAG_KUBE_API_QPS:-500}" KUBE_API_BURST="${MAG_KUBE_API_BURST:-1000}")
+  case "$1" in
+    controller)
+      env+=(PROFILING_PORT="$MAG_CONTROLLER_PROFILING_PORT" METRICS_PROMETHEUS_PORT="$MAG_CONTROLLER_METRICS_PORT") ;;
+    webhook)
+      env+=(PROFILING_PORT="$MAG_WEBHOOK_PROFILING_PORT" METRICS_PROMETHEUS_PORT="$MAG_WEBHOOK_METRICS_PORT"
+            WEBHOOK_PORT="$MAG_WEBHOOK_PORT" WEBHOOK_SERVICE_NAME=manual-approval-webhook
+            WEBHOOK_SECRET_NAME=manual-approval-gate-webhook-certs) ;;
+    *) die "unknown part $1 (controller | webhook)" ;;
+  esac
+  touch "$APPROVAL_STATE/logs/$name.log"
+  stat -c %s "$APPROVAL_STATE/logs/$name.log" >"$APPROVAL_STATE/run/$name.log-offset"
+  env "${env[@]}" nohup "$bin" -kubeconfig "$APPROVAL_STATE/kubeconfig" \
+    >>"$APPROVAL_STATE/logs/$name.log" 2>&1 &
+  echo $! >"$APPROVAL_STATE/run/$name.pid"
+  wait_for "$name" 120 "$1_ready" || { tail -20 "$APPROVAL_STATE/logs/$name.log" >&2; exit 1; }
+  log "$name running (pid $(cat "$APPROVAL_STATE/run/$name.pid"), log $APPROVAL_STATE/logs/$name.log)"
+}
+
+stop_one() {
+  local name="mag-$1" signal="${2:-TERM}"
+  pid_alive "$name" || return 0
+  local pid; pid="$(cat "$APPROVAL_STATE/run/$name.pid")"
+  kill "-$signal" "$pid"
+  while process_alive "$pid"; do sleep 0.1; done
+  rm -f "$APPROVAL_STATE/run/$name.pid"
+}
+
+command="${1:-start}"; part="${2:-all}"
+parts=(webhook controller)
+[[ "$part" == all ]] || parts=("$part")
+case "$command" in
+  start)
+    [[ "$part" == all ]] && install
+    for p in "${parts[@]}"; do start_one "$p"; done ;;
+  stop) for p in "${parts[@]}"; do stop_one "$p"; done ;;
+  kill) for p in "${parts[@]}"; do stop_one "$p" KILL; done ;;
+  uninstall) uninstall ;;
+  ready) "${part}_ready" ;;
+  *) die "usage: mag.sh start|stop|kill|ready [controller|webhook|all] | uninstall" ;;
+esac
