@@ -57,19 +57,11 @@ start_one() {
   esac
   RUST_LOG="${RUST_LOG:-info,tekton_approval=debug}" setsid nohup "$BIN" "${args[@]}" \
     >>"$APPROVAL_STATE/logs/$name.log" 2>&1 &
-  echo $! >"$APPROVAL_STATE/run/$name.pid"
-  wait_for "$name" 60 ready "$port" || { tail -20 "$APPROVAL_STATE/logs/$name.log" >&2; exit 1; }
+  await_started "$name" $! 60 ready "$port"
   log "$name running (pid $(cat "$APPROVAL_STATE/run/$name.pid"), log $APPROVAL_STATE/logs/$name.log)"
 }
 
-stop_one() {
-  local name="approval-$1" signal="${2:-TERM}"
-  pid_alive "$name" || return 0
-  local pid; pid="$(cat "$APPROVAL_STATE/run/$name.pid")"
-  kill "-$signal" "$pid"
-  while process_alive "$pid"; do sleep 0.1; done
-  rm -f "$APPROVAL_STATE/run/$name.pid"
-}
+stop_one() { stop_process "approval-$1" "${2:-TERM}"; }
 
 command="${1:-start}"; part="${2:-all}"
 parts=(webhook controller)

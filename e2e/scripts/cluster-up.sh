@@ -90,8 +90,7 @@ if ! etcd_healthy; then
     --initial-cluster "approval-e2e=http://127.0.0.1:$ETCD_PEER_PORT" \
     --unsafe-no-fsync --quota-backend-bytes 4294967296 \
     >"$APPROVAL_STATE/logs/etcd.log" 2>&1 &
-  echo $! >"$APPROVAL_STATE/run/etcd.pid"
-  wait_for etcd 60 etcd_healthy || { tail -20 "$APPROVAL_STATE/logs/etcd.log" >&2; exit 1; }
+  await_started etcd $! 60 etcd_healthy
 fi
 
 # ---- kube-apiserver ----------------------------------------------------------------------
@@ -112,8 +111,7 @@ if ! apiserver_ready; then
     --authorization-mode RBAC --disable-admission-plugins ServiceAccount \
     --allow-privileged=true \
     >"$APPROVAL_STATE/logs/kube-apiserver.log" 2>&1 &
-  echo $! >"$APPROVAL_STATE/run/kube-apiserver.pid"
-  wait_for kube-apiserver 120 apiserver_ready || { tail -30 "$APPROVAL_STATE/logs/kube-apiserver.log" >&2; exit 1; }
+  await_started kube-apiserver $! 120 apiserver_ready
 fi
 
 # ---- Tekton ------------------------------------------------------------------------------
@@ -148,8 +146,7 @@ if ! pid_alive tekton-controller; then
     -sidecarlogresults-image unused.local/sidecarlogresults -workingdirinit-image unused.local/workingdirinit \
     -shell-image unused.local/busybox -shell-image-win unused.local/powershell \
     >"$APPROVAL_STATE/logs/tekton-controller.log" 2>&1 &
-  echo $! >"$APPROVAL_STATE/run/tekton-controller.pid"
-  wait_for "Tekton controller" 120 tekton_ready || { tail -30 "$APPROVAL_STATE/logs/tekton-controller.log" >&2; exit 1; }
+  await_started tekton-controller $! 120 tekton_ready
 fi
 
 log "control plane ready (state and logs in $APPROVAL_STATE)"

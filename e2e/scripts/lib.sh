@@ -88,3 +88,22 @@ process_alive() {
   state="$(ps -o stat= -p "$1" 2>/dev/null)" || return 1
   [[ -n "$state" && "$state" != Z* ]]
 }
+
+# await_started NAME PID SECONDS CHECK...: records PID as the process NAME (its log is
+# logs/NAME.log), then waits until CHECK succeeds; on a timeout the log's tail explains why.
+await_started() {
+  local name="$1" pid="$2" seconds="$3"; shift 3
+  echo "$pid" >"$APPROVAL_STATE/run/$name.pid"
+  wait_for "$name" "$seconds" "$@" || { tail -30 "$APPROVAL_STATE/logs/$name.log" >&2; exit 1; }
+}
+
+# stop_process NAME [SIGNAL]: signals the process NAME (TERM by default) and waits until it
+# is gone.
+stop_process() {
+  local name="$1" signal="${2:-TERM}"
+  pid_alive "$name" || return 0
+  local pid; pid="$(cat "$APPROVAL_STATE/run/$name.pid")"
+  kill "-$signal" "$pid"
+  while process_alive "$pid"; do sleep 0.1; done
+  rm -f "$APPROVAL_STATE/run/$name.pid"
+}

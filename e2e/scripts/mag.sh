@@ -99,21 +99,13 @@ start_one() {
   esac
   touch "$APPROVAL_STATE/logs/$name.log"
   stat -c %s "$APPROVAL_STATE/logs/$name.log" >"$APPROVAL_STATE/run/$name.log-offset"
-  env "${env[@]}" nohup "$bin" -kubeconfig "$APPROVAL_STATE/kubeconfig" \
+  env "${env[@]}" setsid nohup "$bin" -kubeconfig "$APPROVAL_STATE/kubeconfig" \
     >>"$APPROVAL_STATE/logs/$name.log" 2>&1 &
-  echo $! >"$APPROVAL_STATE/run/$name.pid"
-  wait_for "$name" 120 "$1_ready" || { tail -20 "$APPROVAL_STATE/logs/$name.log" >&2; exit 1; }
+  await_started "$name" $! 120 "$1_ready"
   log "$name running (pid $(cat "$APPROVAL_STATE/run/$name.pid"), log $APPROVAL_STATE/logs/$name.log)"
 }
 
-stop_one() {
-  local name="mag-$1" signal="${2:-TERM}"
-  pid_alive "$name" || return 0
-  local pid; pid="$(cat "$APPROVAL_STATE/run/$name.pid")"
-  kill "-$signal" "$pid"
-  while process_alive "$pid"; do sleep 0.1; done
-  rm -f "$APPROVAL_STATE/run/$name.pid"
-}
+stop_one() { stop_process "mag-$1" "${2:-TERM}"; }
 
 command="${1:-start}"; part="${2:-all}"
 parts=(webhook controller)
