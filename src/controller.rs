@@ -22,6 +22,7 @@ use crate::api::CustomRun;
 use crate::approval::plan::{LedgerCleanup, Plan, has_ended, policy_to_look_up};
 use crate::approval::{KIND, LEDGER_ANNOTATION, PolicyLookup, classify, plan};
 use crate::events::EventPublisher;
+use crate::keys::KeySource;
 use crate::metrics::Metrics;
 
 /// How often a status write is re-planned after a conflict before the reconcile gives up
@@ -38,6 +39,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// The time; a parameter so tests control it.
     pub clock: fn() -> DateTime<Utc>,
+    /// The seal keys, to verify what the webhook wrote.
+    pub keys: Arc<KeySource>,
 }
 
 /// Why a reconcile failed.
@@ -102,9 +105,32 @@ pub async fn reconcile(run: Arc<CustomRun>, ctx: Arc<Context>) -> Result<Action,
     for _ in 0..MAX_CONFLICTS {
         let policy = look_up_policy(&ctx, &run).await?;
         let now = (ctx.clock)();
-        let Some(plan) = plan(&run, policy.as_lookup(), now) else {
+        let Some(mut plan) = plan(&run, policy.as_lookup(), &ctx.keys.keyring(), now) else {
             return Ok(Action::await_change());
         };
+        // A seal made with a key we do not hold yet (rotated since we read the keys): read
+        // them again and plan once more, so that a genuine record is never taken for a
+        // forgery.
+        if let Some(id) = plan.unknown_key.clone()
+            && ctx.keys.learn(&[id]).await
+        {
+            plan = match crate::approval::plan(&run, policy.as_lookup(), &ctx.keys.keyring(), now) {
+                Some(plan) => plan,
+                None => return Ok(Action::await_change()),
+            };
+        }
+        if let Some(why) = &plan.not_admitted {
+            warn!(%namespace, %name, %why, "gate not admitted by the webhook: left alone");
+            ctx.metrics.unverified("gate", 1);
+            announce(&ctx, &run, &plan).await;
+            return Ok(Action::await_change());
+        }
+        if plan.unverified_records > 0 {
+            warn!(%namespace, %name, count = plan.unverified_records,
+                  "ledger records without a valid seal ignored");
+            ctx.metrics
+                .unverified("record", plan.unverified_records as u64);
+        }
         let unchanged = run.status.as_ref().is_some_and(|s| *s == plan.status);
         if !unchanged {
             let mut desired = CustomRun::clone(&run);

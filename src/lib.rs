@@ -14,6 +14,8 @@ pub mod cli;
 pub mod controller;
 /// Events on CustomRuns.
 pub mod events;
+/// The seal keys, kept in a Secret shared by the webhook and the controller.
+pub mod keys;
 /// Prometheus metrics.
 pub mod metrics;
 /// /healthz, /readyz, /metrics.

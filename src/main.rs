@@ -10,13 +10,15 @@ use anyhow::Context as _;
 use clap::Parser;
 use futures::FutureExt;
 use tekton_approval::approval::admission::Admission;
+use tekton_approval::approval::eligibility::{Approver, Approvers};
 use tekton_approval::certs::{self, cluster::CertSettings};
 use tekton_approval::controller::{self, Context, Scope};
 use tekton_approval::events::EventPublisher;
+use tekton_approval::keys::{self, KeySource};
 use tekton_approval::metrics::Metrics;
 use tekton_approval::probes::{self, Probes};
 use tekton_approval::telemetry::{self, LogFormat};
-use tekton_approval::webhook::{self, ReloadingCert};
+use tekton_approval::webhook::{self, ReloadingCert, Webhook};
 
 /// Holds Tekton CustomRuns of kind Approval until approvers decide: no pod, no polling.
 /// The admission webhook records who decided; it runs in the same process or on its own.
@@ -75,7 +77,7 @@ struct Args {
     #[arg(long, env = "APPROVAL_TLS_SECRET", conflicts_with = "tls_cert_file")]
     tls_secret: Option<String>,
 
-    /// The namespace of --tls-secret and --service-name.
+    /// The namespace of --tls-secret, --seal-key-secret and --service-name.
     #[arg(long, env = "POD_NAMESPACE", default_value = "tekton-approval")]
     tls_secret_namespace: String,
 
@@ -113,6 +115,26 @@ struct Args {
     )]
     trusted_creators: Vec<String>,
 
+    /// Users (and `group:<name>` entries) who may also create gate CustomRuns directly,
+    /// without a PipelineRun (repeat or comma-separate). Off by default: only Tekton's
+    /// controller (--trusted-creator) creates gates. Meant for benchmarks and tests.
+    #[arg(
+        long = "direct-gate-creator",
+        env = "APPROVAL_DIRECT_GATE_CREATORS",
+        value_delimiter = ','
+    )]
+    direct_gate_creators: Vec<String>,
+
+    /// The Secret (in --tls-secret-namespace) holding the keys the webhook seals decisions,
+    /// requester stamps and admitted gates with, and the controller verifies them with.
+    /// Created on first start; rotate with `approval-controller rotate-seal-key`.
+    #[arg(
+        long,
+        env = "APPROVAL_SEAL_KEY_SECRET",
+        default_value = "approval-seal-key"
+    )]
+    seal_key_secret: String,
+
     /// A kubeconfig to use instead of KUBECONFIG / in-cluster configuration.
     #[arg(long, env = "APPROVAL_KUBECONFIG")]
     kubeconfig: Option<PathBuf>,
@@ -130,6 +152,9 @@ struct Args {
 enum Command {
     /// Print the Approval CRD (YAML), as checked in at config/300-crd.yaml.
     Crd,
+    /// Replace the current seal key with a new one (the old one still verifies what it
+    /// sealed); running processes pick it up within a minute.
+    RotateSealKey,
 }
 
 /// A part of the process.
@@ -144,11 +169,34 @@ enum Component {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    if let Some(Command::Crd) = args.command {
-        print!("{}", tekton_approval::api::approval::crd_yaml());
-        return Ok(());
+    match args.command {
+        Some(Command::Crd) => {
+            print!("{}", tekton_approval::api::approval::crd_yaml());
+            return Ok(());
+        }
+        Some(Command::RotateSealKey) => {
+            let client = client(args.kubeconfig.as_deref()).await?;
+            let id =
+                keys::rotate(client, &args.tls_secret_namespace, &args.seal_key_secret).await?;
+            println!(
+                "Secret {}/{}: key {id} now seals; the previous key still verifies",
+                args.tls_secret_namespace, args.seal_key_secret
+            );
+            return Ok(());
+        }
+        None => {}
     }
     telemetry::init(args.log_format);
+    let direct_gate_creators = Approvers::new(
+        args.direct_gate_creators
+            .iter()
+            .map(|entry| {
+                Approver::parse(entry).with_context(|| {
+                    format!("--direct-gate-creator `{entry}`: write a user name or group:<name>")
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?,
+    );
     let runs = |c| args.components.contains(&c);
     let shutdown = shutdown_signal().shared();
     let metrics = Arc::new(Metrics::default());
@@ -193,12 +241,18 @@ async fn main() -> anyhow::Result<()> {
                  --tls-cert-file and --tls-key-file"
             ),
         };
-        let admission = Arc::new(Admission {
-            controller_username: args.controller_username.clone(),
-            trusted_creators: args.trusted_creators.clone(),
+        let keys = seal_keys(&args).await?;
+        let webhook = Arc::new(Webhook {
+            admission: Admission {
+                controller_username: args.controller_username.clone(),
+                trusted_creators: args.trusted_creators.clone(),
+                direct_creators: direct_gate_creators.clone(),
+            },
+            keys,
         });
-        tracing::info!(controller_username = %args.controller_username, "starting admission webhook");
-        webhook::serve(args.webhook_addr, cert, admission, shutdown.clone()).await
+        tracing::info!(controller_username = %args.controller_username,
+                       direct_gate_creators = %direct_gate_creators, "starting admission webhook");
+        webhook::serve(args.webhook_addr, cert, webhook, shutdown.clone()).await
     };
     let reconciler = async {
         if !runs(Component::Controller) {
@@ -213,6 +267,7 @@ async fn main() -> anyhow::Result<()> {
             events: EventPublisher::new(client, instance),
             metrics: metrics.clone(),
             clock: chrono::Utc::now,
+            keys: seal_keys(&args).await?,
         });
         let scope = if args.namespaces.is_empty() {
             Scope::AllNamespaces
@@ -232,6 +287,14 @@ async fn main() -> anyhow::Result<()> {
     )?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The seal keys from their Secret (created if missing), kept fresh in the background.
+async fn seal_keys(args: &Args) -> anyhow::Result<Arc<KeySource>> {
+    let client = client(args.kubeconfig.as_deref()).await?;
+    let keys = KeySource::ensure(client, &args.tls_secret_namespace, &args.seal_key_secret).await?;
+    tokio::spawn(keys.clone().maintain());
+    Ok(keys)
 }
 
 async fn client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Client> {

@@ -29,6 +29,12 @@ pub struct Metrics {
     decisions: Family<OutcomeLabels, Counter>,
     decision_seconds: Histogram,
     reconcile_errors: Family<CategoryLabels, Counter>,
+    unverified: Family<KindLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
 }
 
 impl Default for Metrics {
@@ -59,17 +65,31 @@ impl Default for Metrics {
             "Reconcile failures by category",
             reconcile_errors.clone(),
         );
+        let unverified = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "unverified",
+            "Things the webhook did not seal, ignored: gates not admitted (kind=gate) and ledger records (kind=record)",
+            unverified.clone(),
+        );
         Self {
             registry,
             gates_waiting,
             decisions,
             decision_seconds,
             reconcile_errors,
+            unverified,
         }
     }
 }
 
 impl Metrics {
+    /// Unsealed things were found and ignored (`gate` or `record`).
+    pub fn unverified(&self, kind: &'static str, count: u64) {
+        self.unverified
+            .get_or_create(&KindLabels { kind })
+            .inc_by(count);
+    }
+
     /// An attempt ended.
     pub fn ended(&self, outcome: &'static str, waited: Option<Duration>) {
         self.decisions

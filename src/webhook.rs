@@ -34,6 +34,12 @@ use tracing::{debug, info, warn};
 
 use crate::api::CustomRun;
 use crate::approval::admission::{Admission, Mutation, Operation, Requester};
+use crate::approval::gate::resolve;
+use crate::approval::params::Settings;
+use crate::approval::requester::Stamping;
+use crate::approval::seal::{self, Keyring, Naming};
+use crate::approval::{PolicyLookup, classify};
+use crate::keys::KeySource;
 
 /// The path the API server posts reviews to.
 pub const ADMIT_PATH: &str = "/admit";
@@ -57,15 +63,13 @@ pub enum ReviewError {
 pub fn review(
     admission: &Admission,
     body: &[u8],
+    keys: &Keyring,
     now: DateTime<Utc>,
 ) -> Result<Value, ReviewError> {
-    let review: AdmissionReview<DynamicObject> =
-        serde_json::from_slice(body).map_err(|e| ReviewError::Malformed(e.to_string()))?;
-    let request: AdmissionRequest<DynamicObject> = review
-        .try_into()
-        .map_err(|_| ReviewError::Malformed("no request in the review".into()))?;
+    let request = parse(body)?;
     let namespace = request.namespace.as_deref().unwrap_or_default();
-    let response = match judge(admission, &request, now) {
+    let warnings = warnings(&request);
+    let mut response = match judge(admission, &request, keys, now) {
         Ok(Mutation::Unchanged) => json!({"uid": request.uid, "allowed": true}),
         Ok(Mutation::Patch {
             operations,
@@ -94,14 +98,69 @@ pub fn review(
             })
         }
     };
+    if !warnings.is_empty() {
+        response["warnings"] = json!(warnings);
+    }
     Ok(
         json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}),
     )
 }
 
+fn parse(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, ReviewError> {
+    let review: AdmissionReview<DynamicObject> =
+        serde_json::from_slice(body).map_err(|e| ReviewError::Malformed(e.to_string()))?;
+    review
+        .try_into()
+        .map_err(|_| ReviewError::Malformed("no request in the review".into()))
+}
+
+/// The ids of the keys named by seals on the objects of a review: the keys the webhook
+/// must hold to judge it.
+pub fn key_ids(body: &[u8]) -> Vec<String> {
+    let Ok(request) = parse(body) else {
+        return Vec::new();
+    };
+    let annotations =
+        |o: &Option<DynamicObject>| o.as_ref().and_then(|o| o.metadata.annotations.clone());
+    let mut ids = seal::key_ids(annotations(&request.old_object).as_ref());
+    ids.extend(seal::key_ids(annotations(&request.object).as_ref()));
+    ids
+}
+
+/// Admission warnings (kubectl prints them): approver lists that make more people
+/// approvers than they seem to, on Approval policies and on gates created with one.
+fn warnings(request: &AdmissionRequest<DynamicObject>) -> Vec<String> {
+    if request.operation != KubeOperation::Create && request.operation != KubeOperation::Update {
+        return Vec::new();
+    }
+    let Some(object) = &request.object else {
+        return Vec::new();
+    };
+    let approvers = match request.kind.kind.as_str() {
+        "Approval" => {
+            let spec = object.data.get("spec").cloned().unwrap_or_default();
+            Settings::from_spec(&spec).0.approvers().cloned()
+        }
+        "CustomRun" if request.operation == KubeOperation::Create => {
+            let run: Option<CustomRun> = serde_json::to_value(object)
+                .ok()
+                .and_then(|v| serde_json::from_value(v).ok());
+            run.and_then(|run| {
+                let gate = classify(&run.spec)?;
+                resolve(&gate, &run.spec, "", PolicyLookup::NotNeeded)
+                    .ok()
+                    .map(|policy| policy.approvers)
+            })
+        }
+        _ => None,
+    };
+    approvers.map(|a| a.warnings()).unwrap_or_default()
+}
+
 fn judge(
     admission: &Admission,
     request: &AdmissionRequest<DynamicObject>,
+    keys: &Keyring,
     now: DateTime<Utc>,
 ) -> Result<Mutation, crate::approval::admission::Denial> {
     use crate::approval::admission::Denial;
@@ -111,6 +170,10 @@ fn judge(
         // Deletes and connects are not registered; if they come anyway they are no decision.
         _ => return Ok(Mutation::Unchanged),
     };
+    // Approval policies are registered for their warnings only.
+    if request.kind.kind == "Approval" {
+        return Ok(Mutation::Unchanged);
+    }
     let username = request.user_info.username.as_deref().unwrap_or_default();
     if username.is_empty() {
         return Err(Denial("the request has no authenticated user".into()));
@@ -124,16 +187,21 @@ fn judge(
         let annotations =
             |o: &Option<DynamicObject>| o.as_ref().and_then(|o| o.metadata.annotations.clone());
         let new_annotations = annotations(&request.object);
+        let generate_name = request
+            .object
+            .as_ref()
+            .and_then(|o| o.metadata.generate_name.as_deref());
+        let stamping = Stamping {
+            keys,
+            namespace: request.namespace.as_deref().unwrap_or_default(),
+            naming: Naming::of(Some(request.name.as_str()), generate_name),
+        };
         return admission.admit_pipelinerun(
             operation,
             annotations(&request.old_object).as_ref(),
             new_annotations.as_ref(),
             requester,
-            &format!(
-                "{}/{}",
-                request.namespace.as_deref().unwrap_or_default(),
-                request.name
-            ),
+            stamping,
         );
     }
     let read = |object: &Option<DynamicObject>| -> Result<Option<CustomRun>, Denial> {
@@ -152,11 +220,19 @@ fn judge(
     };
     let new = read(&request.object)?.ok_or_else(|| Denial("the review has no object".into()))?;
     let old = read(&request.old_object)?;
-    admission.admit(operation, old.as_ref(), &new, requester, now)
+    admission.admit(operation, old.as_ref(), &new, requester, keys, now)
+}
+
+/// What the webhook's handler needs.
+pub struct Webhook {
+    /// The rules.
+    pub admission: Admission,
+    /// The seal keys.
+    pub keys: Arc<KeySource>,
 }
 
 /// The router (no TLS): POST [`ADMIT_PATH`].
-pub fn router(admission: Arc<Admission>) -> Router {
+pub fn router(webhook: Arc<Webhook>) -> Router {
     Router::new()
         .route(ADMIT_PATH, post(admit))
         .layer(DefaultBodyLimit::max(MAX_REVIEW_BYTES))
@@ -164,11 +240,15 @@ pub fn router(admission: Arc<Admission>) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
-        .with_state(admission)
+        .with_state(webhook)
 }
 
-async fn admit(State(admission): State<Arc<Admission>>, body: Bytes) -> Response {
-    match review(&admission, &body, Utc::now()) {
+async fn admit(State(webhook): State<Arc<Webhook>>, body: Bytes) -> Response {
+    // A seal made with a key we do not hold yet (another replica rotated): re-read the
+    // keys first, so that a genuine record is never taken for a forgery.
+    webhook.keys.learn(&key_ids(&body)).await;
+    let keys = webhook.keys.keyring();
+    match review(&webhook.admission, &body, &keys, Utc::now()) {
         Ok(review) => axum::Json(review).into_response(),
         Err(e) => {
             warn!(error = %e, "unreadable admission request");
@@ -276,7 +356,7 @@ pub fn certified_key_from_pem(cert: &str, key: &str) -> anyhow::Result<Certified
 pub async fn serve(
     addr: SocketAddr,
     cert: Arc<ReloadingCert>,
-    admission: Arc<Admission>,
+    webhook: Arc<Webhook>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -288,7 +368,7 @@ pub async fn serve(
     let acceptor = TlsAcceptor::from(Arc::new(tls));
     let listener = TcpListener::bind(addr).await?;
     info!(%addr, path = ADMIT_PATH, "serving the admission webhook");
-    let service = TowerToHyperService::new(router(admission));
+    let service = TowerToHyperService::new(router(webhook));
     let reload = tokio::spawn(async move {
         let mut ticks = tokio::time::interval(CERT_CHECK_INTERVAL);
         loop {

@@ -8,16 +8,29 @@ use std::fmt;
 use chrono::{DateTime, SubsecRound, Utc};
 use serde_json::{Value, json};
 
+use super::eligibility::Approvers;
 use super::ledger::{Decision, Ledger, Record};
 use super::outcome::{Outcome, evaluate};
 use super::plan::{Attempt, has_ended, reason};
 use super::policy::SelfApproval;
-use super::requester::stamp;
+use super::requester::{Stamping, stamp, unstamp, verified_copy};
+use super::seal::{self, Keyring, Naming, Verdict, admission_message, record_message, sealed_spec};
 use super::{
-    APPROVE_ANNOTATION, LEDGER_ANNOTATION, REJECT_ANNOTATION, REQUESTED_BY_ANNOTATION, classify,
+    ADMITTED_ANNOTATION, APPROVE_ANNOTATION, LEDGER_ANNOTATION, REJECT_ANNOTATION,
+    REQUESTED_BY_ANNOTATION, classify,
 };
 use crate::api::customrun::RUN_CANCELLED;
 use crate::api::{CustomRun, CustomRunSpec};
+
+/// The longest comment recorded with a decision, in bytes: a comment is a sentence, and
+/// every byte of it lives in the gate's annotations (and its events and results).
+pub const MAX_COMMENT_BYTES: usize = 1024;
+/// The API server's limit on all annotations of an object together.
+pub const ANNOTATIONS_LIMIT: usize = 256 * 1024;
+/// Room an approval must leave under [`ANNOTATIONS_LIMIT`], so that a veto always fits.
+pub const VETO_RESERVE: usize = 32 * 1024;
+/// Tekton's label naming the PipelineRun a run belongs to.
+pub const PIPELINE_RUN_LABEL: &str = "tekton.dev/pipelineRun";
 
 /// The requester, from the AdmissionReview's `userInfo`: the only identity we trust.
 #[derive(Clone, Copy, Debug)]
@@ -66,9 +79,13 @@ impl fmt::Display for Denial {
 pub struct Admission {
     /// The controller's own username: the only one that may rewrite the ledger.
     pub controller_username: String,
-    /// Users that create runs on a PipelineRun's behalf (Tekton's controller): the
-    /// requested-by stamp they copy is kept as it is.
+    /// Users that create runs on a PipelineRun's behalf (Tekton's controller): the only
+    /// ones that create gates, and whose copied requested-by stamp is kept (once its seal
+    /// verifies).
     pub trusted_creators: Vec<String>,
+    /// Users and `group:` entries that may also create gates directly (an explicit opt-in,
+    /// for benchmarks and tests; empty by default).
+    pub direct_creators: Approvers,
 }
 
 impl Admission {
@@ -85,81 +102,56 @@ impl Admission {
         old: Option<&BTreeMap<String, String>>,
         new: Option<&BTreeMap<String, String>>,
         requester: Requester<'_>,
-        name: &str,
+        stamping: Stamping<'_>,
     ) -> Result<Mutation, Denial> {
+        let name = match stamping.naming {
+            Naming::Name(name) => name.to_string(),
+            Naming::GenerateName(prefix) => format!("{prefix}*"),
+        };
         let operations = stamp(
             operation,
             old,
             new,
             requester.username,
             self.trusts(requester),
-            &format!("PipelineRun {name}"),
+            &format!("PipelineRun {}/{name}", stamping.namespace),
+            stamping,
         )?;
-        Ok(if operations.is_empty() {
-            Mutation::Unchanged
-        } else {
-            Mutation::Patch {
-                operations,
-                recorded: None,
-            }
-        })
+        Ok(patch_or_unchanged(operations, None))
     }
 
-    /// Judges one write to a CustomRun.
+    /// Judges one write to a CustomRun. `keys` seal what the webhook writes and verify what
+    /// it reads.
     pub fn admit(
         &self,
         operation: Operation,
         old: Option<&CustomRun>,
         new: &CustomRun,
         requester: Requester<'_>,
+        keys: &Keyring,
         now: DateTime<Utc>,
     ) -> Result<Mutation, Denial> {
         let was_gate = old.is_some_and(|o| classify(&o.spec).is_some());
         if !was_gate && classify(&new.spec).is_none() {
             return Ok(Mutation::Unchanged);
         }
-        let is_controller = requester.username == self.controller_username;
-        let name = gate_name(new);
-        let new_ledger = annotation(new, LEDGER_ANNOTATION);
         let old = match (operation, old) {
             (Operation::Create, _) | (Operation::Update, None) => {
-                if new_ledger.is_some() && !is_controller {
-                    return Err(Denial(format!(
-                        "{LEDGER_ANNOTATION} cannot be set when {name} is created: it is written \
-                         only by the approval webhook when approvers decide"
-                    )));
-                }
-                if let Some(input) = inputs(new).next() {
-                    return Err(Denial(format!(
-                        "{input} cannot be set when {name} is created: decide once the gate is \
-                         waiting, with kubectl annotate customrun ... {input}=\"comment\""
-                    )));
-                }
-                let operations = stamp(
-                    Operation::Create,
-                    None,
-                    new.metadata.annotations.as_ref(),
-                    requester.username,
-                    self.trusts(requester),
-                    &name,
-                )?;
-                return Ok(if operations.is_empty() {
-                    Mutation::Unchanged
-                } else {
-                    Mutation::Patch {
-                        operations,
-                        recorded: None,
-                    }
-                });
+                return self.admit_creation(new, requester, keys);
             }
             (Operation::Update, Some(old)) => old,
         };
+        let is_controller = requester.username == self.controller_username;
+        let name = gate_name(new);
         if without_cancellation(&old.spec) != without_cancellation(&new.spec) {
             return Err(Denial(format!(
                 "the spec of {name} cannot change after it is created (only Tekton's \
                  cancellation fields spec.status and spec.statusMessage may): start a new \
                  PipelineRun instead"
             )));
+        }
+        if cancellation(&old.spec) != cancellation(&new.spec) {
+            self.check_cancellation(old, &name, requester)?;
         }
         stamp(
             Operation::Update,
@@ -168,7 +160,19 @@ impl Admission {
             requester.username,
             false,
             &name,
+            Stamping {
+                keys,
+                namespace: "",
+                naming: Naming::Name(""),
+            },
         )?;
+        if annotation(new, ADMITTED_ANNOTATION) != annotation(old, ADMITTED_ANNOTATION) {
+            return Err(Denial(format!(
+                "{ADMITTED_ANNOTATION} of {name} cannot be set or changed: it is the approval \
+                 webhook's seal on the gate it admitted"
+            )));
+        }
+        let new_ledger = annotation(new, LEDGER_ANNOTATION);
         if new_ledger != annotation(old, LEDGER_ANNOTATION) && !is_controller {
             return Err(Denial(format!(
                 "{LEDGER_ANNOTATION} of {name} is written only by the approval webhook: to \
@@ -197,8 +201,15 @@ impl Admission {
                     .unwrap_or_default()
                     .trim()
                     .to_string();
-                let (record, ledger) =
-                    self.decide(old, &name, decision, comment, requester, now)?;
+                let asked = Ask {
+                    old,
+                    new,
+                    name: &name,
+                    input,
+                    decision,
+                    comment,
+                };
+                let (record, ledger) = self.decide(asked, requester, keys, now)?;
                 operations.push(remove(input));
                 operations.push(json!({
                     "op": "add",
@@ -209,25 +220,158 @@ impl Admission {
             }
             _ => unreachable!("there are two input annotations"),
         };
-        if operations.is_empty() {
-            return Ok(Mutation::Unchanged);
-        }
-        Ok(Mutation::Patch {
-            operations,
-            recorded,
-        })
+        Ok(patch_or_unchanged(operations, recorded))
     }
 
-    /// Checks that a decision may be made now by this requester, and records it.
-    fn decide(
+    /// A new gate: only Tekton (or an opted-in direct creator) makes one, and the webhook
+    /// seals what it admitted, so that the controller can tell.
+    fn admit_creation(
+        &self,
+        new: &CustomRun,
+        requester: Requester<'_>,
+        keys: &Keyring,
+    ) -> Result<Mutation, Denial> {
+        let name = gate_name(new);
+        let trusted = self.trusts(requester);
+        if !trusted
+            && !self
+                .direct_creators
+                .admits(requester.username, requester.groups)
+        {
+            return Err(Denial(format!(
+                "{user} may not create {name} directly: approval gates are created by Tekton \
+                 when a PipelineRun reaches a pipeline task with taskRef {{apiVersion: \
+                 approval.tekton.dev/v1alpha1, kind: Approval}}. Put the gate in a Pipeline \
+                 and start a PipelineRun (the platform team can allow direct gates with the \
+                 webhook's --direct-gate-creator)",
+                user = requester.username,
+            )));
+        }
+        if annotation(new, LEDGER_ANNOTATION).is_some() {
+            return Err(Denial(format!(
+                "{LEDGER_ANNOTATION} cannot be set when {name} is created: it is written \
+                 only by the approval webhook when approvers decide"
+            )));
+        }
+        if let Some(input) = inputs(new).next() {
+            return Err(Denial(format!(
+                "{input} cannot be set when {name} is created: decide once the gate is \
+                 waiting, with kubectl annotate customrun ... {input}=\"comment\""
+            )));
+        }
+        let namespace = new.metadata.namespace.as_deref().unwrap_or_default();
+        let naming = Naming::of(
+            new.metadata.name.as_deref(),
+            new.metadata.generate_name.as_deref(),
+        );
+        let annotations = new.metadata.annotations.as_ref();
+        let mut operations = Vec::new();
+        if annotations.is_none() {
+            operations.push(json!({"op": "add", "path": "/metadata/annotations", "value": {}}));
+        }
+        let requested_by = if trusted {
+            let pipeline_run = new
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(PIPELINE_RUN_LABEL))
+                .map(String::as_str);
+            let verified = verified_copy(annotations, keys, namespace, pipeline_run);
+            if verified.is_none() {
+                // A stamp we cannot vouch for would let the requester pass for someone
+                // else: the gate knows no requester instead (and fails closed).
+                operations.extend(annotations.map(unstamp).unwrap_or_default());
+            }
+            verified.map(str::to_string)
+        } else {
+            let stamping = Stamping {
+                keys,
+                namespace,
+                naming,
+            };
+            operations.extend(stamp(
+                Operation::Create,
+                None,
+                Some(annotations.unwrap_or(&BTreeMap::new())),
+                requester.username,
+                false,
+                &name,
+                stamping,
+            )?);
+            Some(requester.username.to_string())
+        };
+        let spec = sealed_spec(&new.spec);
+        let sealed = keys.seal(&admission_message(
+            namespace,
+            naming,
+            &spec,
+            requested_by.as_deref(),
+        ));
+        operations.push(json!({
+            "op": "add",
+            "path": annotation_pointer(ADMITTED_ANNOTATION),
+            "value": sealed,
+        }));
+        Ok(patch_or_unchanged(operations, None))
+    }
+
+    /// Cancelling a gate directly is a veto: only Tekton (propagating its PipelineRun's
+    /// cancellation or timeout) or one of the gate's approvers may.
+    fn check_cancellation(
         &self,
         old: &CustomRun,
         name: &str,
-        decision: Decision,
-        comment: String,
         requester: Requester<'_>,
+    ) -> Result<(), Denial> {
+        if self.trusts(requester) {
+            return Ok(());
+        }
+        let status = old.status.clone().unwrap_or_default();
+        let approvers = Attempt::of(&status)
+            .and_then(Result::ok)
+            .filter(|_| status.start_time.is_some())
+            .map(|attempt| attempt.policy.approvers);
+        if approvers
+            .as_ref()
+            .is_some_and(|a| a.admits(requester.username, requester.groups))
+        {
+            return Ok(());
+        }
+        let pipeline_run = old
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(PIPELINE_RUN_LABEL))
+            .map(String::as_str)
+            .unwrap_or("<pipelinerun>");
+        let who = match approvers {
+            Some(approvers) => format!("one of its approvers ({approvers})"),
+            None => "its approvers (once it is waiting)".to_string(),
+        };
+        Err(Denial(format!(
+            "{user} may not cancel {name}: only Tekton (when the PipelineRun is cancelled or \
+             times out) or {who} may. To stop the pipeline, cancel the PipelineRun: tkn \
+             pipelinerun cancel {pipeline_run}",
+            user = requester.username,
+        )))
+    }
+
+    /// Checks that a decision may be made now by this requester, and records it (sealed).
+    fn decide(
+        &self,
+        ask: Ask<'_>,
+        requester: Requester<'_>,
+        keys: &Keyring,
         now: DateTime<Utc>,
     ) -> Result<(Record, Ledger), Denial> {
+        let Ask {
+            old,
+            new,
+            name,
+            input,
+            decision,
+            comment,
+        } = ask;
         let status = old.status.clone().unwrap_or_default();
         if has_ended(&status) {
             return Err(Denial(ended_message(name, &status)));
@@ -268,6 +412,13 @@ impl Admission {
                 },
             )));
         }
+        if comment.len() > MAX_COMMENT_BYTES {
+            return Err(Denial(format!(
+                "the comment in {input} on {name} is {} bytes; at most {MAX_COMMENT_BYTES} are \
+                 recorded: shorten it (link to a longer note instead)",
+                comment.len()
+            )));
+        }
         if decision == Decision::Approve {
             let policy_name = match &policy.policy {
                 Some(name) => format!("Approval policy {name}"),
@@ -285,21 +436,36 @@ impl Admission {
                 }
                 Some(SelfApproval::UnknownRequester) => {
                     return Err(Denial(format!(
-                        "{name} does not know who started its run (no {REQUESTED_BY_ANNOTATION}: \
-                         it was created while the approval webhook was not stamping runs) and \
-                         {policy_name} does not allow self-approval, so no approval can be \
-                         recorded: start a new run"
+                        "{name} does not know who started its run (no verifiable \
+                         {REQUESTED_BY_ANNOTATION}: it was created while the approval webhook \
+                         was not stamping runs) and {policy_name} does not allow \
+                         self-approval, so no approval can be recorded: start a new run"
                     )));
                 }
             }
         }
-        let mut ledger = Ledger::parse(annotation(old, LEDGER_ANNOTATION))
-            .map_err(|e| Denial(format!("{name} cannot take decisions: {e}")))?;
+        let gate = seal::Gate {
+            uid: old.metadata.uid.as_deref().unwrap_or_default(),
+            namespace: old.metadata.namespace.as_deref().unwrap_or_default(),
+            name: old.metadata.name.as_deref().unwrap_or_default(),
+        };
+        // Only records the webhook sealed for this very object are kept and weighed: the
+        // rest was written around it, and must neither count nor take up room.
+        let (written, _) = Ledger::parse_lenient(annotation(old, LEDGER_ANNOTATION));
+        let mut ledger = Ledger::new(
+            written
+                .records()
+                .iter()
+                .filter(|r| keys.verify(&record_message(gate, r), Some(&r.seal)) == Verdict::Valid)
+                .cloned()
+                .collect(),
+        );
         let archived = Attempt::archived_records(&status);
         let now = now.trunc_subsecs(3);
         let current = ledger.without(&archived);
         // The controller may not have written the end yet; the ledger already knows it.
-        match evaluate(policy, &current, attempt.deadline, now).outcome {
+        let tally = evaluate(policy, &current, attempt.deadline, now);
+        match tally.outcome {
             Outcome::Waiting => {}
             Outcome::Approved { .. } => {
                 return Err(Denial(format!(
@@ -318,16 +484,64 @@ impl Admission {
                 )));
             }
         }
-        let record = Record {
+        if decision == Decision::Approve {
+            // One approval per user and attempt: repeating it changes nothing, and must not
+            // grow the ledger.
+            if let Some(earlier) = tally.counted.iter().find(|r| r.user == requester.username) {
+                return Err(Denial(format!(
+                    "{user} already approved {name} at {at} ({received} of {required}): an \
+                     approval counts once, nothing was changed",
+                    user = requester.username,
+                    at = rfc3339(earlier.time),
+                    received = tally.received(),
+                    required = policy.min_approvals,
+                )));
+            }
+        }
+        let mut record = Record {
             user: requester.username.to_string(),
             groups: policy.approvers.matching_groups(requester.groups),
             decision,
             comment,
             time: now,
+            seal: String::new(),
         };
+        record.seal = keys.seal(&record_message(gate, &record));
         ledger.push(record.clone());
+        let size = annotations_size_after(new, input, &ledger.to_annotation());
+        let limit = match decision {
+            Decision::Approve => ANNOTATIONS_LIMIT - VETO_RESERVE,
+            Decision::Reject => ANNOTATIONS_LIMIT,
+        };
+        if size > limit {
+            return Err(Denial(format!(
+                "{name} has no room left for this {what}: its annotations would take {size} \
+                 bytes, and approvals may use at most {limit} so that a rejection always fits. \
+                 {advice}",
+                what = if decision == Decision::Approve {
+                    "approval"
+                } else {
+                    "rejection"
+                },
+                advice = if decision == Decision::Approve {
+                    "Reject it, or shorten the comment"
+                } else {
+                    "Reject without a comment"
+                },
+            )));
+        }
         Ok((record, ledger))
     }
+}
+
+/// A decision asked for by an input annotation.
+struct Ask<'a> {
+    old: &'a CustomRun,
+    new: &'a CustomRun,
+    name: &'a str,
+    input: &'a str,
+    decision: Decision,
+    comment: String,
 }
 
 /// `<name> was approved at <time> by alice, bob: no decision can be recorded any more`, and
@@ -386,6 +600,33 @@ fn inputs(run: &CustomRun) -> impl Iterator<Item = &'static str> + '_ {
     [APPROVE_ANNOTATION, REJECT_ANNOTATION]
         .into_iter()
         .filter(|a| annotation(run, a).is_some())
+}
+
+fn patch_or_unchanged(operations: Vec<Value>, recorded: Option<Record>) -> Mutation {
+    if operations.is_empty() {
+        Mutation::Unchanged
+    } else {
+        Mutation::Patch {
+            operations,
+            recorded,
+        }
+    }
+}
+
+/// Bytes of all annotations once `input` is consumed and the ledger is `ledger`, counted
+/// as the API server counts them (keys and values).
+fn annotations_size_after(new: &CustomRun, input: &str, ledger: &str) -> usize {
+    let annotations = new.metadata.annotations.iter().flatten();
+    annotations
+        .filter(|(key, _)| key.as_str() != input && key.as_str() != LEDGER_ANNOTATION)
+        .map(|(key, value)| key.len() + value.len())
+        .sum::<usize>()
+        + LEDGER_ANNOTATION.len()
+        + ledger.len()
+}
+
+fn cancellation(spec: &CustomRunSpec) -> (Option<&str>, Option<&str>) {
+    (spec.status.as_deref(), spec.status_message.as_deref())
 }
 
 fn without_cancellation(spec: &CustomRunSpec) -> CustomRunSpec {

@@ -113,6 +113,50 @@ impl Approvers {
     }
 }
 
+impl Approvers {
+    /// What a reader of the list may not see: entries that make whoever can act as a
+    /// service account, or everyone, an approver. Shown as admission warnings.
+    pub fn warnings(&self) -> Vec<String> {
+        const ADVICE: &str = "list people instead; if a robot must approve, require \
+                              minApprovals: 2 so that it never approves alone (README, Security model)";
+        self.0
+            .iter()
+            .filter_map(|entry| match entry {
+                Approver::User(user) => {
+                    let rest = user.strip_prefix("system:serviceaccount:")?;
+                    let namespace = rest.split(':').next().unwrap_or_default();
+                    Some(format!(
+                        "approver `{user}` is a service account: everyone who may impersonate \
+                         it, read its tokens or run pods as it (the editors of namespace \
+                         {namespace}) can approve as it, and a requester can approve under that \
+                         second identity; {ADVICE}"
+                    ))
+                }
+                Approver::Group(group) if group == "system:serviceaccounts" => Some(format!(
+                    "approver `group:{group}` makes every service account of the cluster an \
+                     approver, and so everyone who can act as one; {ADVICE}"
+                )),
+                Approver::Group(group) if group.starts_with("system:serviceaccounts:") => {
+                    Some(format!(
+                        "approver `group:{group}` makes every service account of namespace {} \
+                         an approver, and so everyone who can act as one (its editors); {ADVICE}",
+                        &group["system:serviceaccounts:".len()..]
+                    ))
+                }
+                Approver::Group(group)
+                    if group == "system:authenticated" || group == "system:unauthenticated" =>
+                {
+                    Some(format!(
+                        "approver `group:{group}` makes everyone an approver: the gate protects \
+                         nothing; {ADVICE}"
+                    ))
+                }
+                Approver::Group(_) => None,
+            })
+            .collect()
+    }
+}
+
 impl fmt::Display for Approvers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, entry) in self.0.iter().enumerate() {
@@ -183,5 +227,30 @@ mod tests {
         assert_eq!(list.users().collect::<Vec<_>>(), ["alice", "bob"]);
         assert!(list.has_groups());
         assert!(!approvers(&["alice"]).has_groups());
+    }
+
+    #[test]
+    fn service_accounts_and_everyone_groups_are_warned_about_and_people_are_not() {
+        let list = approvers(&[
+            "alice",
+            "group:release-managers",
+            "system:serviceaccount:ci:bot",
+            "group:system:serviceaccounts:ci",
+            "group:system:serviceaccounts",
+            "group:system:authenticated",
+        ]);
+        let warnings = list.warnings();
+        assert_eq!(warnings.len(), 4, "{warnings:#?}");
+        assert!(warnings[0].starts_with(
+            "approver `system:serviceaccount:ci:bot` is a service account: everyone who may \
+             impersonate it, read its tokens or run pods as it (the editors of namespace ci)"
+        ));
+        assert!(warnings[0].ends_with(
+            "require minApprovals: 2 so that it never approves alone (README, Security model)"
+        ));
+        assert!(warnings[1].contains("every service account of namespace ci"));
+        assert!(warnings[2].contains("every service account of the cluster"));
+        assert!(warnings[3].contains("makes everyone an approver"));
+        assert!(approvers(&["alice", "group:sre"]).warnings().is_empty());
     }
 }

@@ -39,6 +39,10 @@ pub struct Record {
     pub comment: String,
     /// When the webhook admitted the decision.
     pub time: DateTime<Utc>,
+    /// The webhook's seal over the record and its gate (see [`super::seal`]): a record
+    /// without a valid one was not written by the webhook and never counts.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub seal: String,
 }
 
 /// Why a ledger annotation could not be read. The gate fails closed on it.
@@ -76,6 +80,30 @@ impl Ledger {
                     reason: e.to_string(),
                 }),
         }
+    }
+
+    /// Reads the annotation's value one record at a time: a record that is not well formed
+    /// is skipped and described, never an error for the whole ledger. Only a value that is
+    /// not a JSON array at all yields no records. The controller and webhook read ledgers
+    /// this way, so that a ledger edited around the webhook can never block a gate.
+    pub fn parse_lenient(annotation: Option<&str>) -> (Self, Vec<String>) {
+        let text = annotation.unwrap_or_default();
+        if text.trim().is_empty() {
+            return (Self::default(), Vec::new());
+        }
+        let items: Vec<serde_json::Value> = match serde_json::from_str(text) {
+            Ok(items) => items,
+            Err(e) => return (Self::default(), vec![format!("not a JSON array ({e})")]),
+        };
+        let mut ledger = Self::default();
+        let mut unreadable = Vec::new();
+        for (i, item) in items.into_iter().enumerate() {
+            match serde_json::from_value::<Record>(item) {
+                Ok(record) => ledger.records.push(record),
+                Err(e) => unreadable.push(format!("record {} is malformed ({e})", i + 1)),
+            }
+        }
+        (ledger, unreadable)
     }
 
     /// The records, oldest first.
@@ -158,6 +186,7 @@ mod tests {
             decision: Decision::Reject,
             comment: String::new(),
             time: "2026-11-22T10:00:00.250Z".parse().unwrap(),
+            seal: String::new(),
         });
         let text = ledger.to_annotation();
         assert_eq!(
@@ -165,5 +194,24 @@ mod tests {
             r#"[{"user":"carol","decision":"reject","time":"2026-11-22T10:00:00.250Z"}]"#
         );
         assert_eq!(Ledger::parse(Some(&text)).unwrap(), ledger);
+    }
+
+    #[test]
+    fn a_lenient_read_keeps_the_well_formed_records_and_describes_the_others() {
+        let (ledger, unreadable) = Ledger::parse_lenient(Some(
+            r#"[{"user":"alice","decision":"approve","time":"2026-11-22T10:00:00Z","seal":"k1.x"},
+                {"user":"mallory"}, 7]"#,
+        ));
+        assert_eq!(ledger.records().len(), 1);
+        assert_eq!(ledger.records()[0].seal, "k1.x");
+        assert_eq!(unreadable.len(), 2);
+        assert!(
+            unreadable[0].starts_with("record 2 is malformed"),
+            "{unreadable:?}"
+        );
+        let (ledger, unreadable) = Ledger::parse_lenient(Some("{not json"));
+        assert!(ledger.records().is_empty());
+        assert!(unreadable[0].starts_with("not a JSON array"));
+        assert_eq!(Ledger::parse_lenient(None).0, Ledger::default());
     }
 }

@@ -146,6 +146,7 @@ mod tests {
             decision,
             comment: String::new(),
             time: time(minute),
+            seal: String::new(),
         }
     }
 

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::eligibility::{Approver, Approvers};
 use super::policy::{DEFAULT_TIMEOUT, OnReject, OnTimeout, Policy};
+use super::tighten;
 use crate::api::time::parse_go_duration;
 use crate::api::{Param, ParamValue};
 
@@ -131,6 +132,24 @@ pub enum Problem {
         /// The policy's name.
         policy: String,
     },
+    /// Params of a named policy gate trying to make it looser (see [`super::tighten`]).
+    #[error(
+        "param `{setting}: {value}` would loosen Approval policy `{policy}` \
+         ({setting}: {policy_value}): params may only make a policy stricter ({setting} \
+         {order}); remove the param or ask the policy's owners"
+    )]
+    Loosens {
+        /// `onTimeout` or `onReject`.
+        setting: &'static str,
+        /// What the param asks for.
+        value: &'static str,
+        /// The policy's name.
+        policy: String,
+        /// What the policy says.
+        policy_value: &'static str,
+        /// From loosest to strictest.
+        order: &'static str,
+    },
     /// A named policy that does not exist.
     #[error("Approval {name} not found in namespace {namespace}")]
     PolicyNotFound {
@@ -238,6 +257,11 @@ impl Settings {
         reader.finish()
     }
 
+    /// The approvers, if set.
+    pub fn approvers(&self) -> Option<&Approvers> {
+        self.approvers.as_ref()
+    }
+
     /// The names set here that only a policy's owners may set.
     fn governance_fields(&self) -> Vec<&'static str> {
         let mut names = Vec::new();
@@ -281,10 +305,10 @@ impl Settings {
         (merged, problems)
     }
 
-    /// Lays params over a named policy: params may set the message and what the deadline and
-    /// a rejection mean, never who decides.
+    /// Lays params over a named policy: params may set the message, and make what the
+    /// deadline and a rejection mean stricter ([`tighten`]), never looser; never who decides.
     pub fn over_policy(self, policy_name: &str, policy: Settings) -> (Self, Vec<Problem>) {
-        let problems: Vec<Problem> = self
+        let mut problems: Vec<Problem> = self
             .governance_fields()
             .into_iter()
             .map(|param| Problem::PolicyOverride {
@@ -292,12 +316,26 @@ impl Settings {
                 policy: policy_name.to_string(),
             })
             .collect();
+        let on_timeout = tighten::on_timeout(
+            policy_name,
+            policy.on_timeout.unwrap_or_default(),
+            self.on_timeout,
+        )
+        .map_err(|p| problems.push(p))
+        .ok();
+        let on_reject = tighten::on_reject(
+            policy_name,
+            policy.on_reject.unwrap_or_default(),
+            self.on_reject,
+        )
+        .map_err(|p| problems.push(p))
+        .ok();
         let merged = Settings {
             approvers: policy.approvers,
             min_approvals: policy.min_approvals,
             message: self.message.or(policy.message),
-            on_timeout: self.on_timeout.or(policy.on_timeout),
-            on_reject: self.on_reject.or(policy.on_reject),
+            on_timeout,
+            on_reject,
             timeout: policy.timeout,
             allow_self_approval: policy.allow_self_approval,
         };
@@ -305,7 +343,8 @@ impl Settings {
     }
 
     /// Applies defaults and checks the whole. `run_timeout` is the CustomRun's
-    /// `spec.timeout`, which wins over a spec's `timeout`.
+    /// `spec.timeout`: for a named policy the stricter of it and the policy's `timeout` is in
+    /// force ([`tighten::timeout`]); otherwise it wins over an embedded spec's `timeout`.
     pub fn into_policy(
         self,
         run_timeout: Option<Duration>,
@@ -316,6 +355,7 @@ impl Settings {
             _ => return Err(vec![Problem::MissingApprovers]),
         };
         let min_approvals = self.min_approvals.unwrap_or(1);
+        let on_timeout = self.on_timeout.unwrap_or_default();
         if !approvers.has_groups() {
             let users: Vec<&str> = approvers.users().collect();
             if users.len() < min_approvals as usize {
@@ -330,9 +370,13 @@ impl Settings {
             approvers,
             min_approvals,
             message: self.message.unwrap_or_default(),
-            on_timeout: self.on_timeout.unwrap_or_default(),
+            on_timeout,
             on_reject: self.on_reject.unwrap_or_default(),
-            timeout: run_timeout.or(self.timeout).unwrap_or(DEFAULT_TIMEOUT),
+            timeout: match policy_name {
+                Some(_) => tighten::timeout(self.timeout, run_timeout, on_timeout),
+                None => run_timeout.or(self.timeout),
+            }
+            .unwrap_or(DEFAULT_TIMEOUT),
             // A named policy's owners are not the run's author: by default the requester
             // may not approve. An inline gate's author chose the approvers anyway, so
             // forbidding it there is opt-in.

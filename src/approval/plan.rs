@@ -12,7 +12,11 @@ use super::gate::{Gate, PolicyLookup, classify, resolve};
 use super::ledger::{Decision, Ledger, Record};
 use super::outcome::{Outcome, Tally, evaluate};
 use super::policy::{OnReject, OnTimeout, Policy};
-use super::{APPROVE_ANNOTATION, LEDGER_ANNOTATION, REJECT_ANNOTATION, REQUESTED_BY_ANNOTATION};
+use super::seal::{self, Keyring, Verdict, gate_admission, record_message};
+use super::{
+    ADMITTED_ANNOTATION, APPROVE_ANNOTATION, LEDGER_ANNOTATION, REJECT_ANNOTATION,
+    REQUESTED_BY_ANNOTATION,
+};
 use crate::api::customrun::{RUN_CANCELLED, SUCCEEDED};
 use crate::api::time::{format_go_duration, kube_now, kube_time};
 use crate::api::{Condition, CustomRun, CustomRunStatus, RunResult};
@@ -51,6 +55,10 @@ pub mod event_reason {
     pub const TIMED_OUT: &str = "TimedOut";
     /// Bad params, policy or ledger.
     pub const INVALID_APPROVAL: &str = "InvalidApproval";
+    /// A gate without the webhook's admission seal: left alone.
+    pub const NOT_ADMITTED: &str = "NotAdmitted";
+    /// A ledger record the webhook did not write (no valid seal): ignored.
+    pub const UNVERIFIED_DECISION: &str = "UnverifiedDecision";
 }
 
 /// Result names: the protocol's results table.
@@ -120,6 +128,13 @@ pub struct Plan {
     pub ledger_cleanup: Option<LedgerCleanup>,
     /// Set when this plan ends an attempt.
     pub ending: Option<Ending>,
+    /// Set when the gate is left alone because the webhook did not admit it: why. The
+    /// status is kept as it is; the events say so.
+    pub not_admitted: Option<String>,
+    /// Ledger records found not to be the webhook's since the last plan (for a metric).
+    pub unverified_records: usize,
+    /// A seal names a key the keyring does not hold: re-read the keys and plan again.
+    pub unknown_key: Option<String>,
 }
 
 impl Plan {
@@ -130,6 +145,9 @@ impl Plan {
             requeue_at: None,
             ledger_cleanup: None,
             ending: None,
+            not_admitted: None,
+            unverified_records: 0,
+            unknown_key: None,
         }
     }
 }
@@ -151,6 +169,9 @@ pub struct Attempt {
     /// Counted records already announced by a `DecisionRecorded` event.
     #[serde(default)]
     pub recorded: usize,
+    /// Ledger entries already announced as not the webhook's (`UnverifiedDecision`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unverified: usize,
     /// In `retriesStatus` only: the records this attempt consumed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub decisions: Vec<Record>,
@@ -176,6 +197,10 @@ impl Attempt {
     fn to_value(&self) -> serde_json::Value {
         serde_json::to_value(self).expect("attempt always serialises")
     }
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// The state of a gate, in the protocol's terms.
@@ -218,8 +243,15 @@ pub fn policy_to_look_up(run: &CustomRun) -> Option<&str> {
     }
 }
 
-/// Plans a CustomRun; `None` if it is not a gate (never touch it).
-pub fn plan(run: &CustomRun, lookup: PolicyLookup<'_>, now: DateTime<Utc>) -> Option<Plan> {
+/// Plans a CustomRun; `None` if it is not a gate (never touch it). `keys` verify the
+/// webhook's seals: a gate starts only with its admission seal, and only sealed decisions
+/// count.
+pub fn plan(
+    run: &CustomRun,
+    lookup: PolicyLookup<'_>,
+    keys: &Keyring,
+    now: DateTime<Utc>,
+) -> Option<Plan> {
     let gate = classify(&run.spec)?;
     let now = kube_now(now);
     let current = run.status.clone().unwrap_or_default();
@@ -241,6 +273,10 @@ pub fn plan(run: &CustomRun, lookup: PolicyLookup<'_>, now: DateTime<Utc>) -> Op
             ));
         }
         None => {
+            match gate_admission(run, keys) {
+                Verdict::Valid => {}
+                verdict => return Some(not_admitted(current, verdict)),
+            }
             let namespace = run.metadata.namespace.as_deref().unwrap_or_default();
             match resolve(&gate, &run.spec, namespace, lookup) {
                 Ok(mut policy) => {
@@ -255,6 +291,7 @@ pub fn plan(run: &CustomRun, lookup: PolicyLookup<'_>, now: DateTime<Utc>) -> Op
                         policy,
                         deadline,
                         recorded: 0,
+                        unverified: 0,
                         decisions: Vec::new(),
                     }
                 }
@@ -271,12 +308,33 @@ pub fn plan(run: &CustomRun, lookup: PolicyLookup<'_>, now: DateTime<Utc>) -> Op
     };
     let annotations = run.metadata.annotations.as_ref();
     let ledger_text = annotations.and_then(|a| a.get(LEDGER_ANNOTATION));
-    let ledger = match Ledger::parse(ledger_text.map(String::as_str)) {
-        Ok(ledger) => ledger,
-        Err(e) => return Some(invalid(current, now, e.to_string())),
+    // A ledger edited around the webhook can neither open nor block the gate: what is not
+    // the webhook's is reported and ignored, never an error.
+    let (ledger, unreadable) = Ledger::parse_lenient(ledger_text.map(String::as_str));
+    let identity = seal::Gate {
+        uid: run.metadata.uid.as_deref().unwrap_or_default(),
+        namespace: run.metadata.namespace.as_deref().unwrap_or_default(),
+        name: run.metadata.name.as_deref().unwrap_or_default(),
     };
+    let mut unknown_key = None;
+    let mut ignored: Vec<String> = unreadable
+        .into_iter()
+        .map(|why| format!("ignored an entry of {LEDGER_ANNOTATION}: {why}"))
+        .collect();
+    let mut verified = Vec::new();
+    for record in ledger.records() {
+        match keys.verify(&record_message(identity, record), Some(&record.seal)) {
+            Verdict::Valid => verified.push(record.clone()),
+            verdict => {
+                if let Verdict::UnknownKey(id) = &verdict {
+                    unknown_key = Some(id.clone());
+                }
+                ignored.push(unverified_message(record, &verdict));
+            }
+        }
+    }
     let archived = Attempt::archived_records(&current);
-    let records = ledger.without(&archived);
+    let records = Ledger::new(verified).without(&archived);
     let unrecorded_input = [APPROVE_ANNOTATION, REJECT_ANNOTATION]
         .into_iter()
         .find(|a| annotations.is_some_and(|m| m.contains_key(*a)));
@@ -288,7 +346,10 @@ pub fn plan(run: &CustomRun, lookup: PolicyLookup<'_>, now: DateTime<Utc>) -> Op
         now,
         events: Vec::new(),
     };
+    let unverified_records = planner.announce_unverified(&ignored);
     let mut plan = planner.plan(unrecorded_input);
+    plan.unverified_records = unverified_records;
+    plan.unknown_key = unknown_key;
     // Records of archived attempts leave the ledger once their archive is in the status; if
     // this process stopped between the two writes, the next plan finishes the job.
     let archived_now = Attempt::archived_records(&plan.status);
@@ -349,10 +410,28 @@ impl Planner<'_> {
                     requeue_at: self.attempt.deadline,
                     ledger_cleanup: None,
                     ending: None,
+                    not_admitted: None,
+                    unverified_records: 0,
+                    unknown_key: None,
                 }
             }
             ended => self.end(start, &ended, &tally),
         }
+    }
+
+    /// One `UnverifiedDecision` per ledger entry that is not the webhook's, not announced
+    /// before; returns how many are new.
+    fn announce_unverified(&mut self, ignored: &[String]) -> usize {
+        let new = ignored.get(self.attempt.unverified..).unwrap_or_default();
+        for message in new {
+            self.event(
+                Severity::Warning,
+                event_reason::UNVERIFIED_DECISION,
+                message.clone(),
+            );
+        }
+        self.attempt.unverified = ignored.len();
+        new.len()
     }
 
     fn event(&mut self, severity: Severity, reason: &'static str, message: String) {
@@ -440,6 +519,9 @@ impl Planner<'_> {
                 requeue_at: None,
                 ledger_cleanup: None,
                 ending,
+                not_admitted: None,
+                unverified_records: 0,
+                unknown_key: None,
             };
         }
         self.reopen(ended, ending)
@@ -458,6 +540,7 @@ impl Planner<'_> {
             deadline: policy.deadline_after().map(|d| self.now + d),
             policy,
             recorded: 0,
+            unverified: 0,
             decisions: Vec::new(),
         };
         let attempt_number = retries_status.len() + 1;
@@ -488,6 +571,9 @@ impl Planner<'_> {
             events: std::mem::take(&mut self.events),
             ledger_cleanup: None,
             ending,
+            not_admitted: None,
+            unverified_records: 0,
+            unknown_key: None,
         }
     }
 }
@@ -643,6 +729,54 @@ fn cancelled(run: &CustomRun, current: CustomRunStatus, now: DateTime<Utc>) -> P
             waited,
         }),
         ..Plan::keep(status)
+    }
+}
+
+/// `ignored a decision record claiming alice approved: ...`
+fn unverified_message(record: &Record, verdict: &Verdict) -> String {
+    let why = match verdict {
+        Verdict::Missing => "it has no seal".to_string(),
+        Verdict::UnknownKey(id) => {
+            format!("its seal names key {id}, which this controller does not hold")
+        }
+        Verdict::Invalid | Verdict::Valid => "its seal does not match".to_string(),
+    };
+    format!(
+        "ignored a record in {LEDGER_ANNOTATION} claiming {} {}: {why}, so the approval \
+         webhook did not write it for this gate; it does not count",
+        record.user,
+        record.decision.past_tense(),
+    )
+}
+
+/// A gate the webhook did not admit: its status stays as it is, and a Warning says why.
+fn not_admitted(current: CustomRunStatus, verdict: Verdict) -> Plan {
+    let why = match &verdict {
+        Verdict::Missing => format!("it has no {ADMITTED_ANNOTATION} seal"),
+        Verdict::UnknownKey(id) => format!(
+            "its {ADMITTED_ANNOTATION} seal names key {id}, which this controller does not hold"
+        ),
+        Verdict::Invalid | Verdict::Valid => format!(
+            "its {ADMITTED_ANNOTATION} seal does not match the gate (its spec or requester changed, or the seal was copied from another gate)"
+        ),
+    };
+    let message = format!(
+        "not started: the approval webhook did not admit this gate ({why}). It was created \
+         while the webhook was not running, or edited around it, so nothing in it can be \
+         trusted. Gates are created by Tekton from a Pipeline: start a new PipelineRun"
+    );
+    Plan {
+        events: vec![GateEvent {
+            severity: Severity::Warning,
+            reason: event_reason::NOT_ADMITTED,
+            message: message.clone(),
+        }],
+        not_admitted: Some(message),
+        unknown_key: match verdict {
+            Verdict::UnknownKey(id) => Some(id),
+            _ => None,
+        },
+        ..Plan::keep(current)
     }
 }
 

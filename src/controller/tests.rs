@@ -1,6 +1,7 @@
 //! The controller's API calls against a mocked API server: method, URL and body of each.
 
 use super::*;
+use crate::approval::testing::{admitted, keys, sealed};
 use http::{Method, Request, Response, StatusCode};
 use kube::client::Body;
 use serde_json::json;
@@ -19,9 +20,15 @@ fn context() -> (Arc<Context>, Handle) {
     let client = Client::new(service, "default");
     let ctx = Context {
         events: EventPublisher::new(client.clone(), "test-instance".into()),
-        client,
+        client: client.clone(),
         metrics: Arc::new(Metrics::default()),
         clock: fixed_now,
+        keys: KeySource::with_keyring(
+            client.clone(),
+            "tekton-approval",
+            "approval-seal-key",
+            keys(),
+        ),
     };
     (Arc::new(ctx), handle)
 }
@@ -41,7 +48,7 @@ fn gate(status: Option<Value>) -> CustomRun {
     if let Some(status) = status {
         run["status"] = status;
     }
-    serde_json::from_value(run).unwrap()
+    admitted(serde_json::from_value(run).unwrap())
 }
 
 async fn body_json(request: Request<Body>) -> Value {
@@ -121,7 +128,7 @@ async fn a_new_gate_gets_its_full_status_written_then_an_event() {
 async fn nothing_is_written_when_nothing_changed() {
     let (ctx, mut handle) = context();
     let run = gate(None);
-    let planned = plan(&run, PolicyLookup::NotNeeded, fixed_now()).unwrap();
+    let planned = plan(&run, PolicyLookup::NotNeeded, &keys(), fixed_now()).unwrap();
     let settled = gate(Some(serde_json::to_value(&planned.status).unwrap()));
     let action = reconcile(Arc::new(settled), ctx).await.unwrap();
     assert_eq!(action, Action::requeue(Duration::from_secs(3600)));
@@ -150,10 +157,14 @@ async fn a_conflict_is_retried_from_the_latest_version_never_lost() {
         let (request, send) = handle.next_request().await.unwrap();
         assert_eq!(request.method(), Method::GET);
         assert_eq!(request.uri().path(), RUN_PATH);
+        let record: crate::approval::ledger::Record = serde_json::from_value(
+            json!({"user":"alice","decision":"approve","time":"2026-11-22T10:00:00Z"}),
+        )
+        .unwrap();
+        let ledger = serde_json::to_string(&[sealed(&gate(None), record)]).unwrap();
         let mut latest = serde_json::to_value(gate(None)).unwrap();
         latest["metadata"]["resourceVersion"] = json!("9");
-        latest["metadata"]["annotations"] = json!({"approval.tekton.dev/decisions":
-            r#"[{"user":"alice","decision":"approve","time":"2026-11-22T10:00:00Z"}]"#});
+        latest["metadata"]["annotations"]["approval.tekton.dev/decisions"] = json!(ledger);
         respond(send, StatusCode::OK, latest);
 
         let (request, send) = handle.next_request().await.unwrap();
@@ -190,17 +201,28 @@ async fn a_conflict_is_retried_from_the_latest_version_never_lost() {
 #[tokio::test]
 async fn a_retry_clears_the_archived_records_with_a_guarded_patch() {
     let (ctx, mut handle) = context();
-    let ledger = r#"[{"user":"alice","decision":"reject","time":"2026-11-22T09:59:00Z"}]"#;
     let mut run = gate(None);
     run.spec.retries = 1;
+    let run = admitted(run);
+    let record: crate::approval::ledger::Record = serde_json::from_value(
+        json!({"user":"alice","decision":"reject","time":"2026-11-22T09:59:00Z"}),
+    )
+    .unwrap();
+    let ledger = serde_json::to_string(&[sealed(&run, record)]).unwrap();
+    let mut run = run;
     let started = plan(
         &run,
         PolicyLookup::NotNeeded,
+        &keys(),
         fixed_now() - chrono::Duration::minutes(5),
     )
     .unwrap();
     run.status = Some(started.status);
-    run.metadata.annotations = Some([(LEDGER_ANNOTATION.to_string(), ledger.to_string())].into());
+    run.metadata
+        .annotations
+        .as_mut()
+        .unwrap()
+        .insert(LEDGER_ANNOTATION.to_string(), ledger.clone());
     let server = tokio::spawn(async move {
         let (request, send) = handle.next_request().await.unwrap();
         assert_eq!(request.method(), Method::PUT);
@@ -268,6 +290,7 @@ async fn a_named_gate_looks_up_its_policy_once_then_freezes_it() {
     let mut run = gate(None);
     run.spec.custom_ref.as_mut().unwrap().name = "production".into();
     run.spec.params.clear();
+    let run = admitted(run);
     let server = tokio::spawn(async move {
         let (request, send) = handle.next_request().await.unwrap();
         assert_eq!(request.method(), Method::GET);

@@ -1,6 +1,7 @@
 //! The HTTP layer with AdmissionReview bodies shaped exactly as the API server sends them.
 
 use super::*;
+use crate::approval::testing::{keys as test_keys, sealed};
 use axum::body::Body;
 use axum::http::Request;
 use base64::Engine;
@@ -10,12 +11,33 @@ use tower::ServiceExt;
 const CONTROLLER: &str = "system:serviceaccount:tekton-approval:approval-controller";
 const TEKTON: &str = "system:serviceaccount:tekton-pipelines:tekton-pipelines-controller";
 
-fn admission() -> Arc<Admission> {
-    Arc::new(Admission {
+fn admission() -> Admission {
+    Admission {
         controller_username: CONTROLLER.into(),
         trusted_creators: vec![TEKTON.into()],
-    })
+        direct_creators: Default::default(),
+    }
 }
+
+/// The webhook with the tests' keys, and the API server it would re-read them from.
+fn webhook() -> (Arc<Webhook>, ApiHandle) {
+    let (service, handle) = tower_test::mock::pair::<
+        http::Request<kube::client::Body>,
+        http::Response<kube::client::Body>,
+    >();
+    let client = kube::Client::new(service, "default");
+    let keys = KeySource::with_keyring(client, "tekton-approval", "approval-seal-key", test_keys());
+    (
+        Arc::new(Webhook {
+            admission: admission(),
+            keys,
+        }),
+        handle,
+    )
+}
+
+type ApiHandle =
+    tower_test::mock::Handle<http::Request<kube::client::Body>, http::Response<kube::client::Body>>;
 
 fn waiting_gate(annotations: Value) -> Value {
     json!({
@@ -71,7 +93,11 @@ fn review_body(username: &str, groups: &[&str], new_annotations: Value) -> Vec<u
 }
 
 async fn post(body: Vec<u8>) -> (StatusCode, Vec<u8>) {
-    let response = router(admission())
+    post_to(webhook().0, body).await
+}
+
+async fn post_to(webhook: Arc<Webhook>, body: Vec<u8>) -> (StatusCode, Vec<u8>) {
+    let response = router(webhook)
         .oneshot(
             Request::post(ADMIT_PATH)
                 .header("content-type", "application/json")
@@ -261,9 +287,20 @@ async fn a_new_pipelinerun_is_stamped_with_its_creator_and_a_forged_stamp_is_den
     let patch = base64::engine::general_purpose::STANDARD
         .decode(review["response"]["patch"].as_str().unwrap())
         .unwrap();
+    let patch: Value = serde_json::from_slice(&patch).unwrap();
     assert_eq!(
-        serde_json::from_slice::<Value>(&patch).unwrap(),
-        json!([{"op": "add", "path": "/metadata/annotations/approval.tekton.dev~1requested-by", "value": "dave"}])
+        patch[0],
+        json!({"op": "add", "path": "/metadata/annotations/approval.tekton.dev~1requested-by", "value": "dave"})
+    );
+    assert_eq!(
+        patch[1]["path"],
+        "/metadata/annotations/approval.tekton.dev~1requested-by-seal"
+    );
+    assert!(
+        patch[1]["value"]
+            .as_str()
+            .unwrap()
+            .starts_with("name=release;test.")
     );
 
     let forged = json!({"approval.tekton.dev/requested-by": "bob"});
@@ -274,5 +311,130 @@ async fn a_new_pipelinerun_is_stamped_with_its_creator_and_a_forged_stamp_is_den
         review["response"]["status"]["message"],
         "approval.tekton.dev/requested-by is set by the approval webhook to the user who creates \
          PipelineRun ci/release: remove it (it says bob, but you are mallory)"
+    );
+}
+
+fn create_body(kind: &str, resource: &str, username: &str, object: Value) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "kind": "AdmissionReview",
+        "apiVersion": "admission.k8s.io/v1",
+        "request": {
+            "uid": "1f0e2d3c-0000-4000-8000-000000000002",
+            "kind": {"group": "approval.tekton.dev", "version": "v1alpha1", "kind": kind},
+            "resource": {"group": "approval.tekton.dev", "version": "v1alpha1", "resource": resource},
+            "name": "production",
+            "namespace": "ci",
+            "operation": "CREATE",
+            "userInfo": {"username": username, "groups": ["system:authenticated"]},
+            "object": object,
+            "oldObject": null,
+            "dryRun": false,
+            "options": {"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1"}
+        }
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_policy_listing_a_service_account_is_admitted_with_a_warning_kubectl_prints() {
+    let policy = json!({
+        "apiVersion": "approval.tekton.dev/v1alpha1", "kind": "Approval",
+        "metadata": {"name": "production", "namespace": "ci"},
+        "spec": {"approvers": ["alice", "system:serviceaccount:ci:deployer"]}
+    });
+    let (_, bytes) = post(create_body("Approval", "approvals", "erin", policy)).await;
+    let review: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(review["response"]["allowed"], true);
+    assert!(review["response"].get("patch").is_none());
+    let warnings = review["response"]["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1);
+    assert!(
+        warnings[0]
+            .as_str()
+            .unwrap()
+            .starts_with("approver `system:serviceaccount:ci:deployer` is a service account")
+    );
+}
+
+#[tokio::test]
+async fn a_gate_created_by_hand_is_denied() {
+    let mut gate = waiting_gate(json!({}));
+    gate.as_object_mut().unwrap().remove("status");
+    let mut body: Value =
+        serde_json::from_slice(&create_body("CustomRun", "customruns", "mallory", gate)).unwrap();
+    body["request"]["kind"] =
+        json!({"group": "tekton.dev", "version": "v1beta1", "kind": "CustomRun"});
+    let (_, bytes) = post(serde_json::to_vec(&body).unwrap()).await;
+    let review: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(review["response"]["allowed"], false);
+    assert!(
+        review["response"]["status"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("mallory may not create gate ci/release-approve directly")
+    );
+}
+
+#[tokio::test]
+async fn a_seal_made_with_a_newer_key_makes_the_webhook_reread_the_keys() {
+    use crate::approval::seal::{Key, Keyring, format_key};
+    // Another replica rotated to key `k2` and sealed alice's approval with it.
+    let rotated = Keyring::new(
+        Key::new("k2", &[2; 32]).unwrap(),
+        Some(test_keys().current().clone()),
+    );
+    let gate: crate::api::CustomRun = serde_json::from_value(waiting_gate(json!({}))).unwrap();
+    let record: crate::approval::ledger::Record = serde_json::from_value(
+        json!({"user": "alice", "decision": "approve", "time": "2026-11-22T10:01:00Z"}),
+    )
+    .unwrap();
+    let mut record = sealed(&gate, record);
+    let gate_id = crate::approval::seal::Gate {
+        uid: gate.metadata.uid.as_deref().unwrap(),
+        namespace: "ci",
+        name: "release-approve",
+    };
+    record.seal = rotated.seal(&crate::approval::seal::record_message(gate_id, &record));
+    let ledger = serde_json::to_string(&[record]).unwrap();
+    let mut body: Value = serde_json::from_slice(&review_body(
+        "alice",
+        &[],
+        json!({"approval.tekton.dev/decisions": ledger, "approval.tekton.dev/approve": "again"}),
+    ))
+    .unwrap();
+    body["request"]["oldObject"]["metadata"]["annotations"] =
+        json!({"approval.tekton.dev/decisions": ledger});
+    let (webhook, mut api) = webhook();
+    // Past the re-read interval.
+    tokio::time::pause();
+    tokio::time::advance(std::time::Duration::from_secs(3)).await;
+    let server = tokio::spawn(async move {
+        let (request, send) = api.next_request().await.expect("the keys are re-read");
+        assert_eq!(
+            request.uri().path(),
+            "/api/v1/namespaces/tekton-approval/secrets/approval-seal-key"
+        );
+        let secret = json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "approval-seal-key", "namespace": "tekton-approval"},
+        "data": {
+            "current": base64::engine::general_purpose::STANDARD.encode(format_key("k2", &[2; 32])),
+            "previous": base64::engine::general_purpose::STANDARD.encode(format_key("test", &[7; 32])),
+        }});
+        send.send_response(
+            http::Response::builder()
+                .body(kube::client::Body::from(
+                    serde_json::to_vec(&secret).unwrap(),
+                ))
+                .unwrap(),
+        );
+    });
+    let (_, bytes) = post_to(webhook, serde_json::to_vec(&body).unwrap()).await;
+    server.await.unwrap();
+    let review: Value = serde_json::from_slice(&bytes).unwrap();
+    // alice's approval under the new key is hers: her second one changes nothing.
+    assert_eq!(review["response"]["allowed"], false);
+    assert_eq!(
+        review["response"]["status"]["message"],
+        "gate ci/release-approve is already approved: the decision is being recorded"
     );
 }

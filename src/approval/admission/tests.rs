@@ -3,6 +3,8 @@
 use super::*;
 use crate::approval::PolicyLookup;
 use crate::approval::plan::plan;
+use crate::approval::seal::gate_admission;
+use crate::approval::testing::{admitted, keys, sealed};
 
 const CONTROLLER: &str = "system:serviceaccount:tekton-approval:approval-controller";
 const TEKTON: &str = "system:serviceaccount:tekton-pipelines:tekton-pipelines-controller";
@@ -15,6 +17,7 @@ fn admission() -> Admission {
     Admission {
         controller_username: CONTROLLER.into(),
         trusted_creators: vec![TEKTON.into()],
+        direct_creators: Approvers::default(),
     }
 }
 
@@ -22,7 +25,9 @@ fn fresh_gate() -> CustomRun {
     serde_json::from_value(json!({
         "apiVersion": "tekton.dev/v1beta1",
         "kind": "CustomRun",
-        "metadata": {"name": "release-approve", "namespace": "ci", "annotations": {"team": "payments"}},
+        "metadata": {"name": "release-approve", "namespace": "ci", "uid": "uid-1",
+                     "labels": {"tekton.dev/pipelineRun": "release"},
+                     "annotations": {"team": "payments"}},
         "spec": {
             "customRef": {"apiVersion": "approval.tekton.dev/v1alpha1", "kind": "Approval"},
             "params": [
@@ -40,16 +45,61 @@ fn waiting_gate() -> CustomRun {
     started(fresh_gate())
 }
 
-/// `run` as the controller leaves it when it starts the gate at 10:00.
-fn started(mut run: CustomRun) -> CustomRun {
+/// `run` as the webhook admits it and the controller leaves it when it starts the gate at
+/// 10:00.
+fn started(run: CustomRun) -> CustomRun {
+    let mut run = admitted(run);
     let plan = plan(
         &run,
         PolicyLookup::NotNeeded,
+        &keys(),
         "2026-11-22T10:00:00Z".parse().unwrap(),
     )
     .unwrap();
+    assert_eq!(plan.not_admitted, None);
     run.status = Some(plan.status);
     run
+}
+
+/// `run` with these records in its ledger, sealed by the webhook.
+fn with_records(run: &CustomRun, records: &[(&str, Decision, &str)]) -> CustomRun {
+    let records: Vec<Record> = records
+        .iter()
+        .map(|(user, decision, time)| {
+            sealed(
+                run,
+                Record {
+                    user: user.to_string(),
+                    groups: vec![],
+                    decision: *decision,
+                    comment: String::new(),
+                    time: time.parse().unwrap(),
+                    seal: String::new(),
+                },
+            )
+        })
+        .collect();
+    with_annotation(
+        run,
+        LEDGER_ANNOTATION,
+        &Ledger::new(records).to_annotation(),
+    )
+}
+
+/// What the API server stores after applying an admitted write.
+fn applied(run: &CustomRun, mutation: &Mutation) -> CustomRun {
+    let Mutation::Patch { operations, .. } = mutation else {
+        return run.clone();
+    };
+    let mut value = serde_json::to_value(run).unwrap();
+    let patch: json_patch::Patch =
+        serde_json::from_value(Value::Array(operations.clone())).unwrap();
+    json_patch::patch(&mut value, &patch).unwrap();
+    serde_json::from_value(value).unwrap()
+}
+
+fn create(new: &CustomRun, requester: Requester<'_>) -> Result<Mutation, Denial> {
+    admission().admit(Operation::Create, None, new, requester, &keys(), now())
 }
 
 fn with_annotation(run: &CustomRun, key: &str, value: &str) -> CustomRun {
@@ -66,7 +116,7 @@ fn user<'a>(username: &'a str, groups: &'a [String]) -> Requester<'a> {
 }
 
 fn update(old: &CustomRun, new: &CustomRun, requester: Requester<'_>) -> Result<Mutation, Denial> {
-    admission().admit(Operation::Update, Some(old), new, requester, now())
+    admission().admit(Operation::Update, Some(old), new, requester, &keys(), now())
 }
 
 fn denial(result: Result<Mutation, Denial>) -> String {
@@ -92,20 +142,25 @@ fn an_approvers_annotation_becomes_a_ledger_record_with_their_identity() {
     let old = waiting_gate();
     let new = with_annotation(&old, APPROVE_ANNOTATION, " ship it ");
     let mutation = update(&old, &new, user("alice", &[])).unwrap();
-    let record = Record {
-        user: "alice".into(),
-        groups: vec![],
-        decision: Decision::Approve,
-        comment: "ship it".into(),
-        time: "2026-11-22T10:05:00.123Z".parse().unwrap(),
-    };
+    let record = sealed(
+        &old,
+        Record {
+            user: "alice".into(),
+            groups: vec![],
+            decision: Decision::Approve,
+            comment: "ship it".into(),
+            time: "2026-11-22T10:05:00.123Z".parse().unwrap(),
+            seal: String::new(),
+        },
+    );
+    assert!(record.seal.starts_with("test."));
     assert_eq!(
         mutation,
         Mutation::Patch {
             operations: vec![
                 json!({"op": "remove", "path": "/metadata/annotations/approval.tekton.dev~1approve"}),
                 json!({"op": "add", "path": "/metadata/annotations/approval.tekton.dev~1decisions",
-                       "value": r#"[{"user":"alice","decision":"approve","comment":"ship it","time":"2026-11-22T10:05:00.123Z"}]"#}),
+                       "value": format!(r#"[{{"user":"alice","decision":"approve","comment":"ship it","time":"2026-11-22T10:05:00.123Z","seal":"{}"}}]"#, record.seal)}),
             ],
             recorded: Some(record),
         }
@@ -240,11 +295,7 @@ fn every_kind_of_end_explains_itself() {
 #[test]
 fn a_decision_after_the_ledger_decided_or_the_deadline_passed_is_denied() {
     let old = waiting_gate();
-    let rejected = with_annotation(
-        &old,
-        LEDGER_ANNOTATION,
-        r#"[{"user":"alice","decision":"reject","time":"2026-11-22T10:01:00Z"}]"#,
-    );
+    let rejected = with_records(&old, &[("alice", Decision::Reject, "2026-11-22T10:01:00Z")]);
     let new = with_annotation(&rejected, APPROVE_ANNOTATION, "");
     assert_eq!(
         denial(update(
@@ -259,6 +310,7 @@ fn a_decision_after_the_ledger_decided_or_the_deadline_passed_is_denied() {
         Some(&old),
         &with_annotation(&old, APPROVE_ANNOTATION, ""),
         user("alice", &[]),
+        &keys(),
         "2026-11-22T11:00:01Z".parse().unwrap(),
     );
     assert_eq!(
@@ -329,46 +381,184 @@ fn a_forged_ledger_is_denied_to_anyone_but_the_controller() {
 }
 
 #[test]
-fn a_ledger_on_create_is_denied_unless_the_controller_creates_it() {
+fn a_ledger_or_an_input_on_create_is_denied_with_what_to_do() {
     let forged = with_annotation(&fresh_gate(), LEDGER_ANNOTATION, "[]");
-    let create = |requester| admission().admit(Operation::Create, None, &forged, requester, now());
     assert_eq!(
-        denial(create(user(
-            "system:serviceaccount:tekton-pipelines:tekton-pipelines-controller",
-            &[]
-        ))),
+        denial(create(&forged, user(TEKTON, &[]))),
         "approval.tekton.dev/decisions cannot be set when gate ci/release-approve is created: it is written only by the approval webhook when approvers decide"
     );
-    // The controller may (it never does); what it creates is stamped like anyone's.
+    let new = with_annotation(&fresh_gate(), APPROVE_ANNOTATION, "pre-approved");
     assert_eq!(
-        create(user(CONTROLLER, &[])),
-        Ok(Mutation::Patch {
-            operations: vec![json!({"op": "add",
-                "path": "/metadata/annotations/approval.tekton.dev~1requested-by",
-                "value": CONTROLLER})],
-            recorded: None
-        })
+        denial(create(&new, user(TEKTON, &[]))),
+        "approval.tekton.dev/approve cannot be set when gate ci/release-approve is created: decide once the gate is waiting, with kubectl annotate customrun ... approval.tekton.dev/approve=\"comment\""
     );
 }
 
 #[test]
-fn an_input_annotation_on_create_is_denied_with_what_to_do() {
-    let new = with_annotation(&fresh_gate(), APPROVE_ANNOTATION, "pre-approved");
-    let result = admission().admit(Operation::Create, None, &new, user("alice", &[]), now());
+fn only_tekton_creates_gates_and_others_are_told_how_to_get_one() {
+    for (who, groups) in [
+        ("mallory", vec![]),
+        (CONTROLLER, vec![]),
+        ("alice", vec!["release-managers".to_string()]),
+    ] {
+        assert_eq!(
+            denial(create(&fresh_gate(), user(who, &groups))),
+            format!(
+                "{who} may not create gate ci/release-approve directly: approval gates are \
+                 created by Tekton when a PipelineRun reaches a pipeline task with taskRef \
+                 {{apiVersion: approval.tekton.dev/v1alpha1, kind: Approval}}. Put the gate in a \
+                 Pipeline and start a PipelineRun (the platform team can allow direct gates with \
+                 the webhook's --direct-gate-creator)"
+            )
+        );
+    }
+    // Other CustomRuns are none of our business.
+    let mut other = fresh_gate();
+    other.spec.custom_ref.as_mut().unwrap().api_version = "example.dev/v1".into();
     assert_eq!(
-        denial(result),
-        "approval.tekton.dev/approve cannot be set when gate ci/release-approve is created: decide once the gate is waiting, with kubectl annotate customrun ... approval.tekton.dev/approve=\"comment\""
-    );
-    assert_eq!(
-        admission().admit(
-            Operation::Create,
-            None,
-            &fresh_gate(),
-            user(TEKTON, &[]),
-            now()
-        ),
+        create(&other, user("mallory", &[])),
         Ok(Mutation::Unchanged)
     );
+}
+
+#[test]
+fn a_gate_tekton_creates_is_sealed_and_the_controller_starts_it() {
+    let mutation = create(&fresh_gate(), user(TEKTON, &[])).unwrap();
+    let stored = applied(&fresh_gate(), &mutation);
+    assert!(
+        stored.metadata.annotations.as_ref().unwrap()[ADMITTED_ANNOTATION].starts_with("test.")
+    );
+    assert_eq!(gate_admission(&stored, &keys()), Verdict::Valid);
+    // Without any annotations too.
+    let mut bare = fresh_gate();
+    bare.metadata.annotations = None;
+    let stored = applied(&bare, &create(&bare, user(TEKTON, &[])).unwrap());
+    assert_eq!(gate_admission(&stored, &keys()), Verdict::Valid);
+    // An admission seal brought along is replaced by ours.
+    let brought = with_annotation(&fresh_gate(), ADMITTED_ANNOTATION, "test.forged");
+    let stored = applied(&brought, &create(&brought, user(TEKTON, &[])).unwrap());
+    assert_eq!(gate_admission(&stored, &keys()), Verdict::Valid);
+}
+
+#[test]
+fn direct_gates_are_an_explicit_opt_in_by_user_or_group() {
+    use crate::approval::eligibility::Approver;
+    let admission = Admission {
+        direct_creators: Approvers::new([
+            Approver::User("bench".into()),
+            Approver::Group("gate-makers".into()),
+        ]),
+        ..admission()
+    };
+    let gate = fresh_gate();
+    let by = |requester| admission.admit(Operation::Create, None, &gate, requester, &keys(), now());
+    let stored = applied(&gate, &by(user("bench", &[])).unwrap());
+    let annotations = stored.metadata.annotations.as_ref().unwrap();
+    assert_eq!(
+        annotations[REQUESTED_BY_ANNOTATION], "bench",
+        "stamped like a PipelineRun"
+    );
+    assert_eq!(gate_admission(&stored, &keys()), Verdict::Valid);
+    let makers = ["gate-makers".to_string()];
+    assert!(by(user("carol", &makers)).is_ok());
+    let others = ["other".to_string()];
+    assert!(by(user("mallory", &others)).is_err());
+}
+
+#[test]
+fn tektons_copy_of_the_stamp_is_kept_only_with_our_seal_for_its_pipelinerun() {
+    use crate::approval::requester::{Stamping, stamp};
+    use crate::approval::seal::Naming;
+    // The PipelineRun `release` as the webhook stamped it at its creation.
+    let keys = keys();
+    let stamping = Stamping {
+        keys: &keys,
+        namespace: "ci",
+        naming: Naming::Name("release"),
+    };
+    let ops = stamp(
+        Operation::Create,
+        None,
+        None,
+        "dave",
+        false,
+        "PipelineRun ci/release",
+        stamping,
+    )
+    .unwrap();
+    let stamp_annotations = ops[0]["value"].as_object().unwrap().clone();
+    let mut copied = fresh_gate();
+    for (key, value) in &stamp_annotations {
+        copied = with_annotation(&copied, key, value.as_str().unwrap());
+    }
+    let stored = applied(&copied, &create(&copied, user(TEKTON, &[])).unwrap());
+    assert_eq!(
+        stored.metadata.annotations.as_ref().unwrap()[REQUESTED_BY_ANNOTATION],
+        "dave"
+    );
+    assert_eq!(gate_admission(&stored, &keys), Verdict::Valid);
+    let started = started_as_stored(stored);
+    let policy = Attempt::of(started.status.as_ref().unwrap())
+        .unwrap()
+        .unwrap()
+        .policy;
+    assert_eq!(policy.requested_by.as_deref(), Some("dave"));
+    // The same stamp on a gate of another PipelineRun (carried over through a Pipeline's
+    // annotations), or a stamp written by hand: removed, and the gate knows no requester.
+    let mut elsewhere = copied.clone();
+    elsewhere.metadata.labels = Some(
+        [(
+            "tekton.dev/pipelineRun".to_string(),
+            "release-2".to_string(),
+        )]
+        .into(),
+    );
+    let by_hand = with_annotation(&fresh_gate(), REQUESTED_BY_ANNOTATION, "bob");
+    for gate in [elsewhere, by_hand] {
+        let stored = applied(&gate, &create(&gate, user(TEKTON, &[])).unwrap());
+        let annotations = stored.metadata.annotations.as_ref().unwrap();
+        assert!(
+            !annotations.contains_key(REQUESTED_BY_ANNOTATION),
+            "{annotations:?}"
+        );
+        assert!(!annotations.contains_key(crate::approval::REQUESTED_BY_SEAL_ANNOTATION));
+        assert_eq!(gate_admission(&stored, &keys), Verdict::Valid);
+    }
+}
+
+/// A stored gate (already sealed) as the controller starts it.
+fn started_as_stored(mut run: CustomRun) -> CustomRun {
+    let plan = plan(
+        &run,
+        PolicyLookup::NotNeeded,
+        &keys(),
+        "2026-11-22T10:00:00Z".parse().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(plan.not_admitted, None);
+    run.status = Some(plan.status);
+    run
+}
+
+#[test]
+fn the_admission_seal_cannot_be_added_changed_or_removed() {
+    let old = waiting_gate();
+    let changed = with_annotation(&old, ADMITTED_ANNOTATION, "test.other");
+    let mut removed = old.clone();
+    removed
+        .metadata
+        .annotations
+        .as_mut()
+        .unwrap()
+        .remove(ADMITTED_ANNOTATION);
+    for new in [changed, removed] {
+        for who in [TEKTON, CONTROLLER, "alice"] {
+            assert_eq!(
+                denial(update(&old, &new, user(who, &[]))),
+                "approval.tekton.dev/admitted of gate ci/release-approve cannot be set or changed: it is the approval webhook's seal on the gate it admitted"
+            );
+        }
+    }
 }
 
 #[test]
@@ -437,12 +627,139 @@ fn customruns_of_other_tasks_are_never_judged() {
 }
 
 #[test]
-fn a_malformed_ledger_takes_no_more_decisions() {
-    let old = with_annotation(&waiting_gate(), LEDGER_ANNOTATION, "{broken");
-    let new = with_annotation(&old, APPROVE_ANNOTATION, "");
+fn records_the_webhook_did_not_seal_neither_count_nor_stay_nor_block() {
+    // Written around the webhook: an unsealed approval by alice, a forged veto, garbage.
+    let old = with_annotation(
+        &waiting_gate(),
+        LEDGER_ANNOTATION,
+        r#"[{"user":"alice","decision":"approve","time":"2026-11-22T10:01:00Z"},
+            {"user":"carol","decision":"reject","time":"2026-11-22T10:02:00Z","seal":"test.AAAA"},
+            {"user":"x"}]"#,
+    );
+    // The forged veto does not make the gate "already rejected", alice's unsealed approval
+    // is not hers yet, and only sealed records remain.
+    let approve = with_annotation(&old, APPROVE_ANNOTATION, "");
+    let ledger = recorded_ledger(&update(&old, &approve, user("alice", &[])).unwrap());
+    assert_eq!(ledger.len(), 1);
+    assert_eq!(ledger[0].user, "alice");
+    assert!(ledger[0].seal.starts_with("test."));
+    // Not even JSON: the next decision starts a clean ledger.
+    let garbled = with_annotation(&waiting_gate(), LEDGER_ANNOTATION, "{broken");
+    let approve = with_annotation(&garbled, APPROVE_ANNOTATION, "");
+    assert_eq!(
+        recorded_ledger(&update(&garbled, &approve, user("alice", &[])).unwrap()).len(),
+        1
+    );
+}
+
+#[test]
+fn a_repeated_approval_is_denied_and_leaves_the_gate_to_the_others() {
+    let mut gate = waiting_gate();
+    let approve = with_annotation(&gate, APPROVE_ANNOTATION, "go");
+    gate = applied(
+        &approve,
+        &update(&gate, &approve, user("alice", &[])).unwrap(),
+    );
+    for comment in ["go", "go!", ""] {
+        let again = with_annotation(&gate, APPROVE_ANNOTATION, comment);
+        assert_eq!(
+            denial(update(&gate, &again, user("alice", &[]))),
+            "alice already approved gate ci/release-approve at 2026-11-22T10:05:00Z (1 of 2): \
+             an approval counts once, nothing was changed"
+        );
+    }
+    // She may still change her mind, and the others still decide.
+    let reject = with_annotation(&gate, REJECT_ANNOTATION, "found a bug");
+    assert_eq!(
+        recorded_ledger(&update(&gate, &reject, user("alice", &[])).unwrap()).len(),
+        2
+    );
+    let managers = ["release-managers".to_string()];
+    let bob = with_annotation(&gate, APPROVE_ANNOTATION, "");
+    assert_eq!(
+        recorded_ledger(&update(&gate, &bob, user("bob", &managers)).unwrap()).len(),
+        2
+    );
+}
+
+#[test]
+fn a_comment_over_one_kib_is_denied_with_its_size() {
+    let old = waiting_gate();
+    let at_limit = with_annotation(&old, APPROVE_ANNOTATION, &"é".repeat(512));
+    assert!(update(&old, &at_limit, user("alice", &[])).is_ok());
+    let long = with_annotation(&old, REJECT_ANNOTATION, &"x".repeat(2048));
+    assert_eq!(
+        denial(update(&old, &long, user("alice", &[]))),
+        "the comment in approval.tekton.dev/reject on gate ci/release-approve is 2048 bytes; at \
+         most 1024 are recorded: shorten it (link to a longer note instead)"
+    );
+}
+
+#[test]
+fn approvals_stop_short_of_the_annotation_limit_so_that_a_veto_always_fits() {
+    // Someone else's annotations (copied from the PipelineRun) fill most of the room.
+    let old = with_annotation(
+        &waiting_gate(),
+        "big",
+        &"x".repeat(ANNOTATIONS_LIMIT - VETO_RESERVE - 300),
+    );
+    let approve = with_annotation(&old, APPROVE_ANNOTATION, &"y".repeat(500));
+    let message = denial(update(&old, &approve, user("alice", &[])));
     assert!(
-        denial(update(&old, &new, user("alice", &[])))
-            .starts_with("gate ci/release-approve cannot take decisions: the ledger annotation approval.tekton.dev/decisions is malformed")
+        message.starts_with(
+            "gate ci/release-approve has no room left for this approval: its annotations would take"
+        ),
+        "{message}"
+    );
+    assert!(message.ends_with("Reject it, or shorten the comment"));
+    let reject = with_annotation(&old, REJECT_ANNOTATION, &"no ".repeat(300));
+    assert_eq!(
+        recorded_ledger(&update(&old, &reject, user("alice", &[])).unwrap())[0].decision,
+        Decision::Reject
+    );
+    let full = with_annotation(&waiting_gate(), "big", &"x".repeat(ANNOTATIONS_LIMIT));
+    let reject = with_annotation(&full, REJECT_ANNOTATION, "no");
+    assert!(
+        denial(update(&full, &reject, user("alice", &[]))).ends_with("Reject without a comment")
+    );
+}
+
+#[test]
+fn a_direct_cancellation_is_only_tektons_or_an_approvers() {
+    let old = waiting_gate();
+    let mut cancelled = old.clone();
+    cancelled.spec.status = Some("RunCancelled".into());
+    cancelled.spec.status_message = Some("stop".into());
+    assert_eq!(
+        denial(update(&old, &cancelled, user("mallory", &[]))),
+        "mallory may not cancel gate ci/release-approve: only Tekton (when the PipelineRun is \
+         cancelled or times out) or one of its approvers (alice, group:release-managers) may. To \
+         stop the pipeline, cancel the PipelineRun: tkn pipelinerun cancel release"
+    );
+    assert_eq!(
+        update(&old, &cancelled, user(TEKTON, &[])),
+        Ok(Mutation::Unchanged)
+    );
+    assert_eq!(
+        update(&old, &cancelled, user("alice", &[])),
+        Ok(Mutation::Unchanged)
+    );
+    assert_eq!(
+        update(&old, &cancelled, user("bob", &["release-managers".into()])),
+        Ok(Mutation::Unchanged)
+    );
+    // Only the message, or taking it back, is a change to the cancellation too.
+    let mut message_only = old.clone();
+    message_only.spec.status_message = Some("x".into());
+    assert!(update(&old, &message_only, user("mallory", &[])).is_err());
+    assert!(update(&cancelled, &old, user("mallory", &[])).is_err());
+    // Before the gate waits, its approvers are not known yet: only Tekton.
+    let fresh = admitted(fresh_gate());
+    let mut cancelled = fresh.clone();
+    cancelled.spec.status = Some("RunCancelled".into());
+    assert!(
+        denial(update(&fresh, &cancelled, user("alice", &[])))
+            .contains("only Tekton (when the PipelineRun is cancelled or times out) or its approvers (once it is waiting) may")
     );
 }
 
@@ -501,7 +818,7 @@ mod properties {
             for operation in [Operation::Create, Operation::Update] {
                 let old = (operation == Operation::Update).then_some(&old);
                 if let Ok(Mutation::Patch { operations, recorded }) =
-                    admission().admit(operation, old, &new, requester, now())
+                    admission().admit(operation, old, &new, requester, &keys(), now())
                 {
                     if let Some(record) = recorded {
                         prop_assert_eq!(&record.user, &username);
@@ -558,7 +875,7 @@ fn with_no_known_requester_approvals_are_refused_when_self_approval_is_forbidden
     let approve = with_annotation(&old, APPROVE_ANNOTATION, "");
     assert_eq!(
         denial(update(&old, &approve, user("alice", &[]))),
-        "gate ci/release-approve does not know who started its run (no \
+        "gate ci/release-approve does not know who started its run (no verifiable \
          approval.tekton.dev/requested-by: it was created while the approval webhook was not \
          stamping runs) and this gate does not allow self-approval, so no approval can be \
          recorded: start a new run"
@@ -580,40 +897,26 @@ fn self_approval_is_allowed_by_default_on_inline_gates() {
 }
 
 #[test]
-fn a_gate_created_directly_is_stamped_and_a_forged_stamp_is_denied() {
-    let created = admission().admit(
-        Operation::Create,
-        None,
-        &fresh_gate(),
-        user("dave", &[]),
-        now(),
-    );
-    assert_eq!(
-        created,
-        Ok(Mutation::Patch {
-            operations: vec![json!({"op": "add",
-                "path": "/metadata/annotations/approval.tekton.dev~1requested-by", "value": "dave"})],
-            recorded: None
-        })
-    );
+fn a_forged_stamp_on_a_direct_gate_is_denied_and_nobody_changes_it_later() {
+    let admission = Admission {
+        direct_creators: Approvers::new([crate::approval::eligibility::Approver::User(
+            "mallory".into(),
+        )]),
+        ..admission()
+    };
     let forged = with_annotation(&fresh_gate(), REQUESTED_BY_ANNOTATION, "bob");
     assert_eq!(
-        denial(admission().admit(
+        denial(admission.admit(
             Operation::Create,
             None,
             &forged,
             user("mallory", &[]),
+            &keys(),
             now()
         )),
         "approval.tekton.dev/requested-by is set by the approval webhook to the user who creates \
          gate ci/release-approve: remove it (it says bob, but you are mallory)"
     );
-    // Tekton copies the PipelineRun's stamp: kept as it is.
-    assert_eq!(
-        admission().admit(Operation::Create, None, &forged, user(TEKTON, &[]), now()),
-        Ok(Mutation::Unchanged)
-    );
-    // Later, nobody may change it.
     let waiting = gate_requested_by(Some("dave"));
     let changed = with_annotation(&waiting, REQUESTED_BY_ANNOTATION, "bob");
     assert_eq!(
@@ -624,23 +927,43 @@ fn a_gate_created_directly_is_stamped_and_a_forged_stamp_is_denied() {
 }
 
 #[test]
-fn pipelineruns_are_stamped_with_their_creator() {
+fn pipelineruns_are_stamped_and_sealed_with_their_creator() {
+    use crate::approval::requester::{Stamping, verified_copy};
+    use crate::approval::seal::Naming;
+    let keys = keys();
+    let stamping = Stamping {
+        keys: &keys,
+        namespace: "ci",
+        naming: Naming::GenerateName("release-"),
+    };
     let annotations: std::collections::BTreeMap<String, String> =
         [("team".to_string(), "web".to_string())].into();
-    let stamped = admission().admit_pipelinerun(
+    let Ok(Mutation::Patch {
+        operations,
+        recorded: None,
+    }) = admission().admit_pipelinerun(
         Operation::Create,
         None,
         Some(&annotations),
         user("dave", &[]),
-        "ci/release",
+        stamping,
+    )
+    else {
+        panic!("a stamp")
+    };
+    assert_eq!(
+        operations[0],
+        json!({"op": "add", "path": "/metadata/annotations/approval.tekton.dev~1requested-by", "value": "dave"})
+    );
+    let mut stored = annotations.clone();
+    stored.insert(REQUESTED_BY_ANNOTATION.into(), "dave".into());
+    stored.insert(
+        crate::approval::REQUESTED_BY_SEAL_ANNOTATION.into(),
+        operations[1]["value"].as_str().unwrap().into(),
     );
     assert_eq!(
-        stamped,
-        Ok(Mutation::Patch {
-            operations: vec![json!({"op": "add",
-                "path": "/metadata/annotations/approval.tekton.dev~1requested-by", "value": "dave"})],
-            recorded: None
-        })
+        verified_copy(Some(&stored), &keys, "ci", Some("release-abcde")),
+        Some("dave")
     );
     let forged: std::collections::BTreeMap<String, String> =
         [(REQUESTED_BY_ANNOTATION.to_string(), "bob".to_string())].into();
@@ -650,7 +973,10 @@ fn pipelineruns_are_stamped_with_their_creator() {
             None,
             Some(&forged),
             user("mallory", &[]),
-            "ci/release"
+            Stamping {
+                naming: Naming::Name("release"),
+                ..stamping
+            }
         )),
         "approval.tekton.dev/requested-by is set by the approval webhook to the user who creates \
          PipelineRun ci/release: remove it (it says bob, but you are mallory)"

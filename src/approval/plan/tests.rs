@@ -1,6 +1,7 @@
 //! The protocol's tables, row by row, as plans.
 
 use super::*;
+use crate::approval::testing::{admitted, keys, sealed};
 use serde_json::{Value, json};
 
 const T0: &str = "2026-11-22T10:00:00Z";
@@ -9,14 +10,17 @@ fn at(offset_secs: i64) -> DateTime<Utc> {
     T0.parse::<DateTime<Utc>>().unwrap() + chrono::Duration::seconds(offset_secs)
 }
 
+/// A CustomRun as the webhook admitted it.
 fn run_with(spec: Value) -> CustomRun {
-    serde_json::from_value(json!({
-        "apiVersion": "tekton.dev/v1beta1",
-        "kind": "CustomRun",
-        "metadata": {"name": "release-approve", "namespace": "ci"},
-        "spec": spec,
-    }))
-    .unwrap()
+    admitted(
+        serde_json::from_value(json!({
+            "apiVersion": "tekton.dev/v1beta1",
+            "kind": "CustomRun",
+            "metadata": {"name": "release-approve", "namespace": "ci"},
+            "spec": spec,
+        }))
+        .unwrap(),
+    )
 }
 
 fn gate(params: Value) -> CustomRun {
@@ -42,7 +46,7 @@ fn single_approver_gate(extra: &[(&str, &str)]) -> CustomRun {
 }
 
 fn plan_at(run: &CustomRun, now: DateTime<Utc>) -> Plan {
-    plan(run, PolicyLookup::NotNeeded, now).expect("a gate")
+    plan(run, PolicyLookup::NotNeeded, &keys(), now).expect("a gate")
 }
 
 /// What the API layer does with a plan: write the status, clean the ledger.
@@ -82,10 +86,12 @@ fn decide(
         .and_then(|a| a.get(LEDGER_ANNOTATION))
         .map(|text| serde_json::from_str(text).unwrap())
         .unwrap_or_default();
-    ledger.push(
+    let record: Record = serde_json::from_value(
         json!({"user": user, "groups": groups, "decision": decision, "comment": comment,
-                       "time": at(secs).to_rfc3339()}),
-    );
+               "time": at(secs).to_rfc3339()}),
+    )
+    .unwrap();
+    ledger.push(serde_json::to_value(sealed(&run, record)).unwrap());
     run.metadata
         .annotations
         .get_or_insert_with(Default::default)
@@ -167,9 +173,10 @@ fn the_start_time_is_stored_in_whole_seconds() {
 fn a_run_without_timeout_gets_tektons_default_hour_and_zero_means_no_deadline() {
     let mut run = two_approver_gate();
     run.spec.timeout = None;
-    let plan = plan_at(&run, at(0));
+    let plan = plan_at(&admitted(run.clone()), at(0));
     assert_eq!(plan.requeue_at, Some(at(3600)));
     run.spec.timeout = Some("0s".into());
+    let run = admitted(run);
     let plan = plan_at(&run, at(0));
     assert_eq!(plan.requeue_at, None);
     assert_eq!(
@@ -183,7 +190,7 @@ fn a_run_without_timeout_gets_tektons_default_hour_and_zero_means_no_deadline() 
 #[test]
 fn customruns_that_are_not_gates_are_never_planned() {
     let other = run_with(json!({"customRef": {"apiVersion": "example.dev/v1", "kind": "Wait"}}));
-    assert_eq!(plan(&other, PolicyLookup::NotNeeded, at(0)), None);
+    assert_eq!(plan(&other, PolicyLookup::NotNeeded, &keys(), at(0)), None);
 }
 
 // ---- the status table ------------------------------------------------------------------
@@ -501,9 +508,10 @@ fn a_named_policy_is_frozen_when_the_gate_starts() {
     }));
     run.metadata.annotations =
         Some([(REQUESTED_BY_ANNOTATION.to_string(), "dave".to_string())].into());
+    let run = admitted(run);
     assert_eq!(policy_to_look_up(&run), Some("production"));
     let policy = json!({"approvers": ["group:sre"], "minApprovals": 1, "timeout": "30m"});
-    let first = plan(&run, PolicyLookup::Found(&policy), at(0)).unwrap();
+    let first = plan(&run, PolicyLookup::Found(&policy), &keys(), at(0)).unwrap();
     assert_eq!(
         succeeded(&first).2,
         "Waiting for 1 more approval (0 of 1) from group:sre: Ship v2?"
@@ -515,7 +523,7 @@ fn a_named_policy_is_frozen_when_the_gate_starts() {
         "frozen: no lookup needed any more"
     );
     // The policy is deleted meanwhile: the running gate does not notice.
-    let later = plan(&run, PolicyLookup::NotNeeded, at(60)).unwrap();
+    let later = plan(&run, PolicyLookup::NotNeeded, &keys(), at(60)).unwrap();
     assert_eq!(later.status, first.status);
     let approved = plan_at(&decide(run, "bob", &["sre"], "approve", "", 90), at(91));
     assert_eq!(
@@ -527,25 +535,179 @@ fn a_named_policy_is_frozen_when_the_gate_starts() {
 // ---- the ledger and the end ------------------------------------------------------------
 
 #[test]
-fn a_malformed_ledger_fails_closed_with_a_clear_reason() {
-    let mut run = started(two_approver_gate());
-    run.metadata
-        .annotations
-        .get_or_insert_with(Default::default)
-        .insert(
-            LEDGER_ANNOTATION.into(),
-            r#"[{"user":"mallory","decision":"approve"}]"#.into(),
-        );
-    let plan = plan_at(&run, at(10));
-    let (status, reason, message) = succeeded(&plan);
-    assert_eq!((status, reason), ("False", "InvalidApproval"));
-    assert!(
-        message.starts_with(
-            "the ledger annotation approval.tekton.dev/decisions is malformed (missing field `time`"
-        ),
-        "{message}"
+fn a_ledger_edited_around_the_webhook_neither_opens_nor_blocks_the_gate() {
+    let run = started(single_approver_gate(&[]));
+    let unsealed = json!({"user": "alice", "decision": "approve", "time": at(5).to_rfc3339()});
+    let forged_veto = json!({"user": "bob", "decision": "reject", "time": at(6).to_rfc3339(),
+                             "seal": "test.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"});
+    let foreign_key = json!({"user": "carol", "decision": "approve", "time": at(7).to_rfc3339(),
+                             "seal": "k9.AAAA"});
+    let mut forged = run.clone();
+    forged.metadata.annotations.as_mut().unwrap().insert(
+        LEDGER_ANNOTATION.into(),
+        json!([unsealed, forged_veto, {"user": "mallory"}, foreign_key]).to_string(),
     );
-    assert!(message.ends_with("no decision in it can be trusted"));
+    let plan = plan_at(&forged, at(10));
+    assert_eq!(
+        succeeded(&plan),
+        (
+            "Unknown",
+            "AwaitingApproval",
+            "Waiting for 1 more approval (0 of 1) from alice, bob, carol"
+        )
+    );
+    assert_eq!(plan.unverified_records, 4);
+    assert_eq!(
+        plan.unknown_key.as_deref(),
+        Some("k9"),
+        "the controller re-reads its keys"
+    );
+    assert_eq!(
+        events(&plan),
+        [
+            (
+                Severity::Warning,
+                "UnverifiedDecision",
+                "ignored an entry of approval.tekton.dev/decisions: record 3 is malformed (missing field `decision`)"
+            ),
+            (
+                Severity::Warning,
+                "UnverifiedDecision",
+                "ignored a record in approval.tekton.dev/decisions claiming alice approved: it has no seal, so the approval webhook did not write it for this gate; it does not count"
+            ),
+            (
+                Severity::Warning,
+                "UnverifiedDecision",
+                "ignored a record in approval.tekton.dev/decisions claiming bob rejected: its seal does not match, so the approval webhook did not write it for this gate; it does not count"
+            ),
+            (
+                Severity::Warning,
+                "UnverifiedDecision",
+                "ignored a record in approval.tekton.dev/decisions claiming carol approved: its seal names key k9, which this controller does not hold, so the approval webhook did not write it for this gate; it does not count"
+            ),
+        ]
+    );
+    // Announced once: planning the written status again says nothing new.
+    let again = plan_at(&apply(&forged, &plan), at(11));
+    assert!(again.events.is_empty(), "{:?}", again.events);
+    assert_eq!(again.unverified_records, 0);
+    // A genuine decision still decides.
+    let approved = plan_at(&approve(apply(&forged, &plan), "alice", 20), at(21));
+    assert_eq!(
+        succeeded(&approved),
+        ("True", "Approved", "Approved by alice")
+    );
+    // Not even JSON: ignored, announced, and the gate keeps waiting.
+    let mut garbled = run.clone();
+    garbled
+        .metadata
+        .annotations
+        .as_mut()
+        .unwrap()
+        .insert(LEDGER_ANNOTATION.into(), "{".into());
+    let plan = plan_at(&garbled, at(10));
+    assert_eq!(succeeded(&plan).1, "AwaitingApproval");
+    assert!(
+        events(&plan)[0]
+            .2
+            .starts_with("ignored an entry of approval.tekton.dev/decisions: not a JSON array")
+    );
+}
+
+#[test]
+fn a_record_copied_from_another_gate_does_not_count() {
+    let run = started(single_approver_gate(&[]));
+    let other = admitted({
+        let mut other = run.clone();
+        other.metadata.uid = Some("uid-of-the-deleted-gate".into());
+        other
+    });
+    // alice approved the gate that was deleted; its record is replayed onto this one.
+    let replayed = approve(other, "alice", 5);
+    let mut run = run;
+    run.metadata.annotations.as_mut().unwrap().insert(
+        LEDGER_ANNOTATION.into(),
+        replayed.metadata.annotations.unwrap()[LEDGER_ANNOTATION].clone(),
+    );
+    let plan = plan_at(&run, at(10));
+    assert_eq!(succeeded(&plan).1, "AwaitingApproval");
+    assert_eq!(plan.unverified_records, 1);
+}
+
+#[test]
+fn a_gate_the_webhook_did_not_admit_is_left_alone_with_a_warning() {
+    let mut unsealed = two_approver_gate();
+    unsealed
+        .metadata
+        .annotations
+        .as_mut()
+        .unwrap()
+        .remove(ADMITTED_ANNOTATION);
+    let plan = plan_at(&unsealed, at(0));
+    assert_eq!(
+        plan.status,
+        CustomRunStatus::default(),
+        "no status is written"
+    );
+    assert_eq!(plan.requeue_at, None);
+    let message = plan.not_admitted.clone().unwrap();
+    assert_eq!(
+        message,
+        "not started: the approval webhook did not admit this gate (it has no \
+         approval.tekton.dev/admitted seal). It was created while the webhook was not running, \
+         or edited around it, so nothing in it can be trusted. Gates are created by Tekton from \
+         a Pipeline: start a new PipelineRun"
+    );
+    assert_eq!(
+        events(&plan),
+        [(Severity::Warning, "NotAdmitted", message.as_str())]
+    );
+    // Loosened after admission (the webhook bypassed): the seal no longer matches.
+    let mut loosened = two_approver_gate();
+    loosened.spec.params =
+        serde_json::from_value(json!([{"name": "approvers", "value": ["mallory"]}])).unwrap();
+    let plan = plan_at(&loosened, at(0));
+    assert!(
+        plan.not_admitted
+            .unwrap()
+            .contains("seal does not match the gate")
+    );
+    // A requester stamp added afterwards is a change too.
+    let mut restamped = two_approver_gate();
+    restamped
+        .metadata
+        .annotations
+        .as_mut()
+        .unwrap()
+        .insert(REQUESTED_BY_ANNOTATION.into(), "bob".into());
+    assert!(plan_at(&restamped, at(0)).not_admitted.is_some());
+    // Tekton's cancellation is not a change the seal covers: a cancelled gate still ends.
+    let mut cancelled = two_approver_gate();
+    cancelled.spec.status = Some("RunCancelled".into());
+    assert_eq!(
+        succeeded(&plan_at(&cancelled, at(0))).1,
+        "CustomRunCancelled"
+    );
+}
+
+#[test]
+fn a_gate_made_with_generate_name_verifies_against_its_prefix() {
+    let mut run = two_approver_gate();
+    run.metadata.annotations = None;
+    run.metadata.name = None;
+    run.metadata.generate_name = Some("release-".into());
+    // The webhook seals what it sees at CREATE: no name yet.
+    let message = seal::admission_message(
+        "ci",
+        seal::Naming::GenerateName("release-"),
+        &seal::sealed_spec(&run.spec),
+        None,
+    );
+    run.metadata.annotations =
+        Some([(ADMITTED_ANNOTATION.to_string(), keys().seal(&message))].into());
+    run.metadata.name = Some("release-x7k2p".into());
+    run.metadata.uid = Some("uid-2".into());
+    assert_eq!(succeeded(&plan_at(&run, at(0))).1, "AwaitingApproval");
 }
 
 #[test]
@@ -662,7 +824,7 @@ fn a_policy_edit_after_the_start_does_not_change_the_gate() {
 fn retrying_gate(retries: u32) -> CustomRun {
     let mut run = single_approver_gate(&[]);
     run.spec.retries = retries;
-    started(run)
+    started(admitted(run))
 }
 
 #[test]
@@ -787,7 +949,7 @@ fn approvals_never_retry_and_invalid_gates_never_retry() {
     assert!(approved.status.retries_status.is_empty());
     let mut invalid = gate(json!([]));
     invalid.spec.retries = 3;
-    assert_eq!(succeeded(&plan_at(&invalid, at(0))).0, "False");
+    assert_eq!(succeeded(&plan_at(&admitted(invalid), at(0))).0, "False");
 }
 
 #[test]
