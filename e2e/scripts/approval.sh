@@ -50,7 +50,10 @@ start_one() {
             --probe-addr "127.0.0.1:$port" --instance local-controller) ;;
     webhook)
       port=$WEBHOOK_PROBE_PORT
+      # The webhook reads the seal keys with the controller's identity (one service
+      # account for both in config/).
       args=(--components webhook --webhook-addr "127.0.0.1:$WEBHOOK_PORT"
+            --kubeconfig "$APPROVAL_STATE/controller.kubeconfig"
             --tls-cert-file "$PKI/webhook.crt" --tls-key-file "$PKI/webhook.key"
             --probe-addr "127.0.0.1:$port" --controller-username "$CONTROLLER_USERNAME") ;;
     *) die "unknown part $1 (controller | webhook)" ;;

@@ -25,6 +25,9 @@ RESULTS="$REPO_DIR/bench/results.json"
 # Less logging than `make run`: a debug line per reconcile of 10,000 gates measures the log.
 export RUST_LOG="${RUST_LOG:-info}"
 export APPROVAL_BIN="$REPO_DIR/target/release/approval-controller"
+# The driver creates gates directly, as the cluster admin: an explicit opt-in (by default
+# only Tekton creates gates).
+export APPROVAL_DIRECT_GATE_CREATORS=approval-e2e-admin
 DRIVER="$REPO_DIR/target/release/bench"
 
 log "building our controller and the driver (release)"

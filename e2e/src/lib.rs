@@ -227,6 +227,35 @@ impl Scenario {
             .collect()
     }
 
+    /// Waits for an event with `reason` on `object_name` and returns its note (a watch on
+    /// the namespace's events, with the usual timeout).
+    pub async fn wait_event(&self, object_name: &str, reason: &str) -> String {
+        let api: Api<k8s_openapi::api::events::v1::Event> =
+            Api::namespaced(self.admin.clone(), &self.namespace);
+        let matching = |event: &k8s_openapi::api::events::v1::Event| {
+            event.reason.as_deref() == Some(reason)
+                && event.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(object_name)
+        };
+        let search = async {
+            let mut events = std::pin::pin!(watcher::watcher(api, Default::default()));
+            while let Some(event) = events.next().await {
+                if let Ok(watcher::Event::Apply(e) | watcher::Event::InitApply(e)) = event
+                    && matching(&e)
+                {
+                    return e.note.unwrap_or_default();
+                }
+            }
+            panic!("the event watch on {} ended", self.namespace)
+        };
+        match tokio::time::timeout(WAIT, search).await {
+            Ok(note) => note,
+            Err(_) => panic!(
+                "timed out after {WAIT:?} waiting for a {reason} event on {object_name}; events: {:?}",
+                self.event_reasons(object_name).await
+            ),
+        }
+    }
+
     /// Just the reasons of events on `object_name`, oldest first.
     pub async fn event_reason_names(&self, object_name: &str) -> Vec<String> {
         self.event_reasons(object_name)

@@ -57,7 +57,7 @@ pub fn patch(decision: Decision, comment: &str) -> Value {
 
 /// The records of the current attempt (the ledger less what earlier attempts consumed).
 fn current_records(run: &CustomRun) -> Vec<Record> {
-    let ledger = Ledger::parse(ledger_text(run)).unwrap_or_default();
+    let (ledger, _) = Ledger::parse_lenient(ledger_text(run));
     let status = run.status.clone().unwrap_or_default();
     ledger.without(&Attempt::archived_records(&status))
 }
@@ -86,7 +86,7 @@ pub fn recorded(
     let records = current_records(after);
     // The webhook appends; the controller only ever removes records of archived attempts.
     // So a last record that was not there before is the one this write added.
-    let all = |run: &CustomRun| Ledger::parse(ledger_text(run)).unwrap_or_default();
+    let all = |run: &CustomRun| Ledger::parse_lenient(ledger_text(run)).0;
     let (earlier, now_there) = (all(before), all(after));
     let added = now_there
         .records()
