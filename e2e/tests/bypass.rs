@@ -14,9 +14,12 @@ use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 use tekton_approval::api::CustomRun;
+use tekton_approval::api::approval::{Approval, ApprovalSpec};
 
 const APPROVE: &str = "approval.tekton.dev/approve";
 const LEDGER: &str = "approval.tekton.dev/decisions";
+/// A custom task nobody completes but this test.
+const HOLD_API_VERSION: &str = "e2e.approval.dev/hold";
 
 /// Retries `attempt` until it returns true (the API server's view of webhook
 /// configurations follows a change within moments), for at most [`WAIT`].
@@ -42,6 +45,28 @@ async fn with_the_webhook_bypassed_nothing_forged_counts_or_starts() {
     .await;
     s.wait_gate_reason("release-approve", "AwaitingApproval")
         .await;
+
+    // A policy that forbids self-approval, and a run of it that waits at a task the test
+    // completes itself, so that Tekton creates its gate only once the webhook is back.
+    let erin = s.as_user("erin", &[]).await;
+    Api::<Approval>::namespaced(erin, &s.namespace)
+        .create(
+            &PostParams::default(),
+            &Approval::new(
+                "production",
+                ApprovalSpec {
+                    approvers: vec!["group:release-managers".into()],
+                    ..Default::default()
+                },
+            ),
+        )
+        .await
+        .expect("erin owns policies");
+    let held = json!({"tasks": [
+        {"name": "hold", "taskRef": {"apiVersion": HOLD_API_VERSION, "kind": "Hold"}},
+        {"name": "approve", "runAfter": ["hold"],
+         "taskRef": {"apiVersion": "approval.tekton.dev/v1alpha1", "kind": "Approval", "name": "production"}},
+    ]});
 
     let configurations: Api<MutatingWebhookConfiguration> = Api::all(s.admin.clone());
     configurations
@@ -85,6 +110,18 @@ async fn with_the_webhook_bypassed_nothing_forged_counts_or_starts() {
     runs.create(&PostParams::default(), &hand_made)
         .await
         .expect("nothing stops the create without the webhook");
+    // dave starts a run that names bob as its requester (as a stamp merged in from a
+    // Pipeline's annotations would, while the stamping webhook is down).
+    let dave = s.as_user("dave", &["release-managers"]).await;
+    s.start_pipeline_as(
+        &dave,
+        "unstamped",
+        held,
+        json!({}),
+        json!({"approval.tekton.dev/requested-by": "bob"}),
+    )
+    .await
+    .expect("nothing stops the create without the webhook");
 
     // The configuration is back (approval.sh installs it again).
     s.script(&["approval.sh", "start"]).await;
@@ -131,6 +168,44 @@ async fn with_the_webhook_bypassed_nothing_forged_counts_or_starts() {
         .expect("bob approves");
     let gate = s.wait_gate_reason("release-approve", "Approved").await;
     assert_eq!(result(&gate, "approvedBy"), r#"["alice","bob"]"#);
+
+    // Tekton creates the gate of dave's run now: its stamp has no seal of ours, so the gate
+    // knows no requester, and where self-approval is forbidden nobody's approval counts.
+    let hold = s
+        .wait_customrun("unstamped-hold", "Tekton to create the hold task", |_| true)
+        .await;
+    let mut done = hold.clone();
+    done.status = Some(
+        serde_json::from_value(json!({
+            "conditions": [{"type": "Succeeded", "status": "True", "reason": "Done",
+                            "lastTransitionTime": "2026-01-01T00:00:00Z"}]
+        }))
+        .unwrap(),
+    );
+    s.customruns()
+        .replace_status("unstamped-hold", &PostParams::default(), &done)
+        .await
+        .expect("completing the hold task");
+    let gate = s
+        .wait_gate_reason("unstamped-approve", "AwaitingApproval")
+        .await;
+    assert!(
+        !gate
+            .annotations()
+            .contains_key("approval.tekton.dev/requested-by"),
+        "the unverifiable stamp was removed: {:?}",
+        gate.annotations()
+    );
+    let denied = s
+        .annotate(&dave, "unstamped-approve", APPROVE, "lgtm")
+        .await
+        .unwrap_err();
+    assert!(
+        denied.to_string().contains(
+            "does not know who started its run (no verifiable approval.tekton.dev/requested-by"
+        ),
+        "{denied}"
+    );
 
     let port = std::env::var("CONTROLLER_PROBE_PORT").unwrap_or_else(|_| "18080".into());
     let metrics = command_output(
