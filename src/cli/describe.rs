@@ -82,12 +82,13 @@ pub fn describe(view: &GateView, identity: Option<&Identity>, now: DateTime<Utc>
     }
 
     out.section("Decisions");
+    if !view.decisions.is_empty() {
+        out.block(&timeline(&view.decisions), 2);
+    }
     if let Some(error) = &view.ledger_error {
         out.line(&format!("  {}", clean(error)));
     } else if view.decisions.is_empty() {
         out.line("  none yet");
-    } else {
-        out.block(&timeline(&view.decisions), 2);
     }
 
     out.section("Results");

@@ -395,6 +395,10 @@ pub(crate) mod tests {
         let view = GateView::new(&run(value), None);
         assert!(view.decisions.is_empty());
         assert_eq!(view.approvals, 0);
-        assert!(view.ledger_error.unwrap().contains("is malformed"));
+        assert_eq!(
+            view.ledger_error.unwrap(),
+            "the ledger annotation approval.tekton.dev/decisions has entries that are not \
+             records: not a JSON array (expected ident at line 1 column 2)"
+        );
     }
 }
