@@ -3,7 +3,7 @@
 //! everything it needs is in the CustomRun, so a restart loses nothing.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -19,6 +19,8 @@ use serde_json::{Value, json};
 use tracing::{debug, info, warn};
 
 use crate::api::CustomRun;
+use crate::api::watched::{Content, WatchedRun};
+use crate::approval::plan::{GateEvent, Severity, event_reason};
 use crate::approval::plan::{LedgerCleanup, Plan, has_ended, policy_to_look_up};
 use crate::approval::{KIND, LEDGER_ANNOTATION, PolicyLookup, classify, plan};
 use crate::events::EventPublisher;
@@ -92,7 +94,40 @@ impl Error {
 /// Gates reconciled at the same time.
 const RECONCILE_CONCURRENCY: u16 = 16;
 
-/// Reconciles one CustomRun.
+/// Reconciles one watched CustomRun: a gate is planned, a gate that cannot be read is
+/// reported and left alone, anything else is none of our business.
+pub async fn reconcile_watched(run: Arc<WatchedRun>, ctx: Arc<Context>) -> Result<Action, Error> {
+    match &run.content {
+        Content::Gate(gate) => reconcile(gate.clone(), ctx).await,
+        Content::Other => Ok(Action::await_change()),
+        Content::Unreadable(why) => {
+            let namespace = run.metadata.namespace.clone().unwrap_or_default();
+            let name = run.metadata.name.clone().unwrap_or_default();
+            warn!(%namespace, %name, %why, "gate cannot be read: left alone");
+            ctx.metrics.unverified("unreadable", 1);
+            let stub = CustomRun {
+                metadata: run.metadata.clone(),
+                spec: Default::default(),
+                status: None,
+            };
+            let event = GateEvent {
+                severity: Severity::Warning,
+                reason: event_reason::INVALID_APPROVAL,
+                message: format!(
+                    "this gate cannot be read as a CustomRun ({why}); the approval webhook \
+                     refuses such gates, so it was written around it: the controller leaves it \
+                     alone. Start a new PipelineRun"
+                ),
+            };
+            if let Err(e) = ctx.events.publish(&stub, &event, (ctx.clock)()).await {
+                warn!(%namespace, %name, error = %e, "publishing event failed");
+            }
+            Ok(Action::await_change())
+        }
+    }
+}
+
+/// Reconciles one gate.
 pub async fn reconcile(run: Arc<CustomRun>, ctx: Arc<Context>) -> Result<Action, Error> {
     if classify(&run.spec).is_none() {
         return Ok(Action::await_change());
@@ -260,7 +295,7 @@ async fn look_up_policy(ctx: &Context, run: &CustomRun) -> Result<FetchedPolicy,
 }
 
 /// Decides what to do after a failed reconcile.
-pub fn error_policy(run: Arc<CustomRun>, error: &Error, ctx: Arc<Context>) -> Action {
+pub fn error_policy(run: Arc<WatchedRun>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.reconcile_error(error.category());
     warn!(namespace = %run.namespace().unwrap_or_default(), name = %run.name_any(),
           category = error.category(), %error, "reconcile failed");
@@ -272,10 +307,11 @@ pub fn error_policy(run: Arc<CustomRun>, error: &Error, ctx: Arc<Context>) -> Ac
 }
 
 /// Counts gates that are waiting, from the watch caches (no API call).
-pub fn count_waiting(stores: &[Store<CustomRun>]) -> usize {
+pub fn count_waiting(stores: &[Store<WatchedRun>]) -> usize {
     stores
         .iter()
         .flat_map(|store| store.state())
+        .filter_map(|run| run.gate().cloned())
         .filter(|run| classify(&run.spec).is_some() && !run.status.as_ref().is_some_and(has_ended))
         .count()
 }
@@ -289,16 +325,16 @@ pub enum Scope {
     Namespaces(Vec<String>),
 }
 
-/// Runs the reconciler until `shutdown` resolves. `ready` turns true once every watch has
-/// delivered its first list.
+/// Runs the reconciler until `shutdown` resolves. `health` learns when each watch has
+/// delivered its first list, and how the watches fare after that.
 pub async fn run(
     ctx: Arc<Context>,
     scope: Scope,
-    ready: Arc<AtomicBool>,
-    stores_out: Arc<std::sync::Mutex<Vec<Store<CustomRun>>>>,
+    health: Arc<WatchHealth>,
+    stores_out: Arc<std::sync::Mutex<Vec<Store<WatchedRun>>>>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + Clone + 'static,
 ) {
-    let apis: Vec<Api<CustomRun>> = match &scope {
+    let apis: Vec<Api<WatchedRun>> = match &scope {
         Scope::AllNamespaces => vec![Api::all(ctx.client.clone())],
         Scope::Namespaces(list) => list
             .iter()
@@ -309,10 +345,23 @@ pub async fn run(
     let mut stores = Vec::new();
     for api in apis {
         let (reader, writer) = reflector::store();
-        // managedFields are most of a CustomRun's size and we never read them.
+        let watch_health = health.clone();
+        let metrics = ctx.metrics.clone();
         let stream = watcher(api, watcher::Config::default().any_semantic())
             .default_backoff()
-            .modify(|run: &mut CustomRun| run.managed_fields_mut().clear())
+            .inspect(move |event| {
+                let now = (chrono::Utc::now)();
+                match event {
+                    Ok(_) => watch_health.event(now),
+                    Err(e) => {
+                        // The watcher retries with backoff; we say so, and readiness
+                        // turns false if it stays broken.
+                        warn!(error = %e, "watch failed; retrying");
+                        metrics.watch_error();
+                        watch_health.error(now);
+                    }
+                }
+            })
             .reflect(writer)
             .applied_objects();
         stores.push(reader.clone());
@@ -323,7 +372,7 @@ pub async fn run(
                 kube::runtime::controller::Config::default().concurrency(RECONCILE_CONCURRENCY),
             )
             .graceful_shutdown_on(shutdown.clone())
-            .run(reconcile, error_policy, ctx.clone())
+            .run(reconcile_watched, error_policy, ctx.clone())
             .for_each(|result| async move {
                 if let Err(e) = result {
                     debug!(error = %e, "controller stream");
@@ -335,16 +384,98 @@ pub async fn run(
         .lock()
         .expect("not poisoned")
         .extend(stores.iter().cloned());
+    // Polled in this task, beside the controllers: a store's readiness is one oneshot
+    // receiver shared by its clones, which wakes only the task that polled it last (the
+    // controllers wait on it too). It never ends by itself, so that a first list that never
+    // succeeds cannot hold up the shutdown: the controllers end, and so does this.
+    let synced = health.clone();
     let readiness = async move {
         for store in &stores {
             if store.wait_until_ready().await.is_err() {
-                return;
+                return futures::future::pending().await;
             }
         }
-        ready.store(true, Ordering::SeqCst);
+        health.synced();
         info!("watch caches synced: ready");
+        futures::future::pending::<()>().await
     };
-    tokio::join!(readiness, futures::future::join_all(controllers));
+    // The controllers stop gracefully (finishing reconciles in flight) once they run; while
+    // they still wait for a first list there is nothing in flight, and they would not
+    // notice the signal: stop right away.
+    let unsynced_shutdown = async move {
+        shutdown.await;
+        if synced.is_synced() {
+            futures::future::pending::<()>().await;
+        }
+        info!("stopping before the first list completed");
+    };
+    tokio::select! {
+        _ = futures::future::join_all(controllers) => {}
+        () = readiness => {}
+        () = unsynced_shutdown => {}
+    }
+}
+
+/// How the watches fare, for readiness and metrics. Times are Unix seconds.
+#[derive(Debug, Default)]
+pub struct WatchHealth {
+    synced: AtomicBool,
+    /// When the watch started failing without an event since; 0 while it works.
+    broken_since: AtomicI64,
+    /// The last event or list the watch delivered.
+    last_event: AtomicI64,
+}
+
+/// How long a watch may stay broken before the process reports itself not ready.
+pub const BROKEN_WATCH_BOUND: Duration = Duration::from_secs(60);
+
+impl WatchHealth {
+    /// The watch delivered something: it works.
+    pub fn event(&self, now: DateTime<Utc>) {
+        self.broken_since.store(0, Ordering::SeqCst);
+        self.last_event.store(now.timestamp(), Ordering::SeqCst);
+    }
+
+    /// The watch failed (the first failure of a streak starts the clock).
+    pub fn error(&self, now: DateTime<Utc>) {
+        let _ = self.broken_since.compare_exchange(
+            0,
+            now.timestamp(),
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
+    }
+
+    /// Every watch delivered its first list.
+    pub fn synced(&self) {
+        self.synced.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether every watch delivered its first list.
+    pub fn is_synced(&self) -> bool {
+        self.synced.load(Ordering::SeqCst)
+    }
+
+    /// Ready, or why not.
+    pub fn readiness(&self, now: DateTime<Utc>) -> Result<(), String> {
+        if !self.synced.load(Ordering::SeqCst) {
+            return Err("watch caches not synced yet".into());
+        }
+        let since = self.broken_since.load(Ordering::SeqCst);
+        let broken_for = now.timestamp() - since;
+        if since != 0 && broken_for >= BROKEN_WATCH_BOUND.as_secs() as i64 {
+            return Err(format!(
+                "the CustomRun watch has been failing for {broken_for}s (see the log)"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Seconds since the watch last delivered an event or list (`None` before the first).
+    pub fn last_event_age(&self, now: DateTime<Utc>) -> Option<i64> {
+        let last = self.last_event.load(Ordering::SeqCst);
+        (last != 0).then(|| now.timestamp() - last)
+    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,6 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use anyhow::Context as _;
 use clap::Parser;
@@ -12,7 +11,7 @@ use futures::FutureExt;
 use tekton_approval::approval::admission::Admission;
 use tekton_approval::approval::eligibility::{Approver, Approvers};
 use tekton_approval::certs::{self, cluster::CertSettings};
-use tekton_approval::controller::{self, Context, Scope};
+use tekton_approval::controller::{self, Context, Scope, WatchHealth};
 use tekton_approval::events::EventPublisher;
 use tekton_approval::keys::{self, KeySource};
 use tekton_approval::metrics::Metrics;
@@ -32,6 +31,10 @@ use tekton_approval::webhook::{self, ReloadingCert, Webhook};
 // allocator the controller held ~10% more at 10,000 gates (BENCHMARKS.md).
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// How long a clean shutdown may take: longer than the webhook's drain of in-flight
+/// admission requests, well within a Pod's default 30 s termination grace period.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Parser, Debug)]
 #[command(version, verbatim_doc_comment)]
@@ -199,11 +202,22 @@ async fn main() -> anyhow::Result<()> {
     );
     let runs = |c| args.components.contains(&c);
     let shutdown = shutdown_signal().shared();
+    // Whatever is stuck (a list that never ends, an API call that never answers), a
+    // signalled process is gone within SHUTDOWN_GRACE.
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            shutdown.await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+            tracing::error!(grace = ?SHUTDOWN_GRACE, "still stopping after the grace period: exiting");
+            std::process::exit(1);
+        }
+    });
     let metrics = Arc::new(Metrics::default());
-    let ready = Arc::new(AtomicBool::new(!runs(Component::Controller)));
+    let health = runs(Component::Controller).then(|| Arc::new(WatchHealth::default()));
     let stores = Arc::default();
     let probes = Probes {
-        ready: ready.clone(),
+        health: health.clone(),
         metrics: metrics.clone(),
         stores: Arc::clone(&stores),
     };
@@ -275,7 +289,8 @@ async fn main() -> anyhow::Result<()> {
             Scope::Namespaces(args.namespaces.clone())
         };
         tracing::info!(?scope, "starting approval controller");
-        controller::run(ctx, scope, ready.clone(), stores.clone(), shutdown.clone()).await;
+        let health = health.clone().expect("the controller runs");
+        controller::run(ctx, scope, health, stores.clone(), shutdown.clone()).await;
         anyhow::Ok(())
     };
     // Whichever part fails first stops the process: a half-running gate keeper is worse

@@ -30,6 +30,8 @@ pub struct Metrics {
     decision_seconds: Histogram,
     reconcile_errors: Family<CategoryLabels, Counter>,
     unverified: Family<KindLabels, Counter>,
+    watch_errors: Counter,
+    watch_event_age: Gauge<i64, AtomicI64>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -68,10 +70,24 @@ impl Default for Metrics {
         let unverified = Family::<KindLabels, Counter>::default();
         registry.register(
             "unverified",
-            "Things the webhook did not seal, ignored: gates not admitted (kind=gate) and ledger records (kind=record)",
+            "Things ignored because the webhook did not write them: gates not admitted (kind=gate), gates that cannot be read (kind=unreadable), ledger records without a valid seal (kind=record)",
             unverified.clone(),
         );
+        let watch_errors = Counter::default();
+        registry.register(
+            "watch_errors",
+            "Failures of the CustomRun watch (each is retried with backoff)",
+            watch_errors.clone(),
+        );
+        let watch_event_age = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "watch_last_event_age_seconds",
+            "Seconds since the CustomRun watch last delivered an event or a list (grows on an idle cluster; a steady rise with watch_errors means a broken watch)",
+            watch_event_age.clone(),
+        );
         Self {
+            watch_errors,
+            watch_event_age,
             registry,
             gates_waiting,
             decisions,
@@ -88,6 +104,16 @@ impl Metrics {
         self.unverified
             .get_or_create(&KindLabels { kind })
             .inc_by(count);
+    }
+
+    /// The watch failed once.
+    pub fn watch_error(&self) {
+        self.watch_errors.inc();
+    }
+
+    /// Sets the age of the watch's last event (at scrape time).
+    pub fn set_watch_event_age(&self, seconds: i64) {
+        self.watch_event_age.set(seconds);
     }
 
     /// An attempt ended.

@@ -1,8 +1,8 @@
 //! The plain-HTTP endpoints for the kubelet and Prometheus: `/healthz` (the process
-//! serves), `/readyz` (every watch cache has its first list), `/metrics`.
+//! serves), `/readyz` (every watch cache has its first list, and no watch has been failing
+//! for a minute), `/metrics`.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -12,19 +12,19 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use kube::runtime::reflector::Store;
 
-use crate::api::CustomRun;
-use crate::controller::count_waiting;
+use crate::api::watched::WatchedRun;
+use crate::controller::{WatchHealth, count_waiting};
 use crate::metrics::Metrics;
 
 /// What the endpoints read.
 #[derive(Clone)]
 pub struct Probes {
-    /// True once the controller's caches are synced (or when no controller runs).
-    pub ready: Arc<AtomicBool>,
+    /// The controller's watches; `None` when no controller runs here (always ready).
+    pub health: Option<Arc<WatchHealth>>,
     /// The metrics registry.
     pub metrics: Arc<Metrics>,
     /// The controller's watch caches, for the waiting-gates gauge.
-    pub stores: Arc<Mutex<Vec<Store<CustomRun>>>>,
+    pub stores: Arc<Mutex<Vec<Store<WatchedRun>>>>,
 }
 
 /// The router.
@@ -37,19 +37,26 @@ pub fn router(probes: Probes) -> Router {
 }
 
 async fn readyz(State(probes): State<Probes>) -> impl IntoResponse {
-    if probes.ready.load(Ordering::SeqCst) {
-        (StatusCode::OK, "ok")
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "watch caches not synced yet",
-        )
+    let readiness = match &probes.health {
+        None => Ok(()),
+        Some(health) => health.readiness(chrono::Utc::now()),
+    };
+    match readiness {
+        Ok(()) => (StatusCode::OK, "ok".to_string()),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why),
     }
 }
 
 async fn metrics(State(probes): State<Probes>) -> impl IntoResponse {
     let waiting = count_waiting(&probes.stores.lock().expect("not poisoned"));
     probes.metrics.set_waiting(waiting);
+    if let Some(age) = probes
+        .health
+        .as_ref()
+        .and_then(|h| h.last_event_age(chrono::Utc::now()))
+    {
+        probes.metrics.set_watch_event_age(age);
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -20,6 +20,7 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionReview, Operation as KubeOperation};
@@ -49,6 +50,9 @@ const MAX_REVIEW_BYTES: usize = 4 * 1024 * 1024;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const CERT_CHECK_INTERVAL: Duration = Duration::from_secs(10);
+/// How long in-flight admission requests may take to finish after a shutdown signal: the
+/// API server gives us at most `timeoutSeconds` (5) for each.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(6);
 
 /// Why a review could not be answered normally.
 #[derive(Debug, thiserror::Error)]
@@ -376,6 +380,9 @@ pub async fn serve(
             cert.refresh();
         }
     });
+    // Connections in flight when the shutdown comes are finished (HTTP/2: GOAWAY, then the
+    // open streams complete), for at most DRAIN_TIMEOUT.
+    let connections = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -387,6 +394,7 @@ pub async fn serve(
         };
         let acceptor = acceptor.clone();
         let service = service.clone();
+        let watcher = connections.watcher();
         tokio::spawn(async move {
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                 Ok(Ok(tls)) => tls,
@@ -398,10 +406,24 @@ pub async fn serve(
                 .http1()
                 .timer(TokioTimer::new())
                 .header_read_timeout(REQUEST_TIMEOUT);
-            if let Err(e) = builder.serve_connection(TokioIo::new(tls), service).await {
+            let connection = builder
+                .serve_connection(TokioIo::new(tls), service)
+                .into_owned();
+            if let Err(e) = watcher.watch(connection).await {
                 debug!(%peer, error = %e, "connection ended with an error");
             }
         });
+    }
+    drop(listener);
+    info!(
+        open = connections.count(),
+        "webhook draining its connections"
+    );
+    if tokio::time::timeout(DRAIN_TIMEOUT, connections.shutdown())
+        .await
+        .is_err()
+    {
+        warn!("webhook connections still open after {DRAIN_TIMEOUT:?}; closing them");
     }
     reload.abort();
     Ok(())

@@ -3,6 +3,7 @@
 pub mod approval;
 pub mod customrun;
 pub mod time;
+pub mod watched;
 
 pub use customrun::{
     Condition, CustomRef, CustomRun, CustomRunSpec, CustomRunStatus, EmbeddedCustomSpec, Param,

@@ -1,6 +1,7 @@
 //! The controller's API calls against a mocked API server: method, URL and body of each.
 
 use super::*;
+use crate::api::watched::WatchedRun;
 use crate::approval::testing::{admitted, keys, sealed};
 use http::{Method, Request, Response, StatusCode};
 use kube::client::Body;
@@ -275,7 +276,8 @@ async fn a_forbidden_write_is_a_permanent_error_with_a_category() {
     server.await.unwrap();
     assert_eq!(error.category(), "forbidden");
     assert!(error.is_permanent());
-    let action = error_policy(Arc::new(gate(None)), &error, ctx.clone());
+    let watched = WatchedRun::from_value(serde_json::to_value(gate(None)).unwrap());
+    let action = error_policy(Arc::new(watched), &error, ctx.clone());
     assert_eq!(action, Action::requeue(Duration::from_secs(300)));
     assert!(
         ctx.metrics
@@ -324,7 +326,7 @@ async fn a_named_gate_looks_up_its_policy_once_then_freezes_it() {
 
 #[test]
 fn waiting_gates_are_counted_from_the_cache() {
-    let (reader, mut writer) = reflector::store::<CustomRun>();
+    let (reader, mut writer) = reflector::store::<WatchedRun>();
     let waiting = gate(Some(
         json!({"conditions": [{"type": "Succeeded", "status": "Unknown"}]}),
     ));
@@ -336,7 +338,81 @@ fn waiting_gates_are_counted_from_the_cache() {
     other.metadata.name = Some("other".into());
     other.spec.custom_ref.as_mut().unwrap().api_version = "example.dev/v1".into();
     for run in [waiting, done, other] {
-        writer.apply_watcher_event(&watcher::Event::Apply(run));
+        let watched = WatchedRun::from_value(serde_json::to_value(run).unwrap());
+        writer.apply_watcher_event(&watcher::Event::Apply(watched));
     }
     assert_eq!(count_waiting(&[reader]), 1);
+}
+
+#[tokio::test]
+async fn a_gate_that_cannot_be_read_is_reported_and_left_alone() {
+    let (ctx, mut handle) = context();
+    let mut value = serde_json::to_value(gate(None)).unwrap();
+    value["spec"]["retries"] = json!(-1);
+    let watched = WatchedRun::from_value(value);
+    let server = tokio::spawn(async move {
+        let (request, send) = handle.next_request().await.unwrap();
+        assert_eq!(request.method(), Method::POST);
+        assert_eq!(
+            request.uri().path(),
+            "/apis/events.k8s.io/v1/namespaces/ci/events"
+        );
+        let event = body_json(request).await;
+        assert_eq!(event["reason"], "InvalidApproval");
+        assert_eq!(event["type"], "Warning");
+        assert!(
+            event["note"].as_str().unwrap().starts_with(
+                "this gate cannot be read as a CustomRun (invalid value: integer `-1`"
+            ),
+            "{event}"
+        );
+        respond(send, StatusCode::CREATED, event);
+        assert!(handle.next_request().await.is_none(), "no status write");
+    });
+    let action = reconcile_watched(Arc::new(watched), ctx).await.unwrap();
+    assert_eq!(action, Action::await_change());
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn another_controllers_run_costs_no_api_call() {
+    let (ctx, mut handle) = context();
+    let foreign = json!({"apiVersion": "tekton.dev/v1beta1", "kind": "CustomRun",
+        "metadata": {"name": "wait", "namespace": "ci"},
+        "spec": {"customRef": {"apiVersion": "example.dev/v1", "kind": "Wait"}, "retries": -1}});
+    let action = reconcile_watched(Arc::new(WatchedRun::from_value(foreign)), ctx)
+        .await
+        .unwrap();
+    assert_eq!(action, Action::await_change());
+    assert!(handle.next_request().await.is_none());
+}
+
+#[test]
+fn readiness_turns_false_when_the_watch_stays_broken() {
+    let health = WatchHealth::default();
+    let t0 = fixed_now();
+    assert_eq!(
+        health.readiness(t0),
+        Err("watch caches not synced yet".into())
+    );
+    health.synced();
+    health.event(t0);
+    assert_eq!(health.readiness(t0), Ok(()));
+    health.error(t0 + chrono::Duration::seconds(10));
+    health.error(t0 + chrono::Duration::seconds(30));
+    assert_eq!(
+        health.readiness(t0 + chrono::Duration::seconds(69)),
+        Ok(()),
+        "a short outage"
+    );
+    assert_eq!(
+        health.readiness(t0 + chrono::Duration::seconds(70)),
+        Err("the CustomRun watch has been failing for 60s (see the log)".into())
+    );
+    assert_eq!(
+        health.last_event_age(t0 + chrono::Duration::seconds(70)),
+        Some(70)
+    );
+    health.event(t0 + chrono::Duration::seconds(71));
+    assert_eq!(health.readiness(t0 + chrono::Duration::seconds(72)), Ok(()));
 }
