@@ -25,7 +25,10 @@ use crate::approval::plan::{LedgerCleanup, Plan, has_ended, policy_to_look_up};
 use crate::approval::{KIND, LEDGER_ANNOTATION, PolicyLookup, classify, plan};
 use crate::events::EventPublisher;
 use crate::keys::KeySource;
+
+pub mod leader;
 use crate::metrics::Metrics;
+use leader::Leader;
 
 /// How often a status write is re-planned after a conflict before the reconcile gives up
 /// (and is requeued): someone else is writing the same object in a tight loop.
@@ -43,6 +46,8 @@ pub struct Context {
     pub clock: fn() -> DateTime<Utc>,
     /// The seal keys, to verify what the webhook wrote.
     pub keys: Arc<KeySource>,
+    /// Whether this replica reconciles (only the leader does).
+    pub leader: Leader,
 }
 
 /// Why a reconcile failed.
@@ -97,6 +102,11 @@ const RECONCILE_CONCURRENCY: u16 = 16;
 /// Reconciles one watched CustomRun: a gate is planned, a gate that cannot be read is
 /// reported and left alone, anything else is none of our business.
 pub async fn reconcile_watched(run: Arc<WatchedRun>, ctx: Arc<Context>) -> Result<Action, Error> {
+    // A follower keeps its cache warm and acts on nothing; when it becomes the leader,
+    // every gate is reconciled anew.
+    if !ctx.leader.is_leader() {
+        return Ok(Action::await_change());
+    }
     match &run.content {
         Content::Gate(gate) => reconcile(gate.clone(), ctx).await,
         Content::Other => Ok(Action::await_change()),
@@ -138,6 +148,9 @@ pub async fn reconcile(run: Arc<CustomRun>, ctx: Arc<Context>) -> Result<Action,
     // The cached object is shared with the store: copied only when a status is written.
     let mut run = run;
     for _ in 0..MAX_CONFLICTS {
+        if !ctx.leader.is_leader() {
+            return Ok(Action::await_change());
+        }
         let policy = look_up_policy(&ctx, &run).await?;
         let now = (ctx.clock)();
         let Some(mut plan) = plan(&run, policy.as_lookup(), &ctx.keys.keyring(), now) else {
@@ -372,6 +385,7 @@ pub async fn run(
                 kube::runtime::controller::Config::default().concurrency(RECONCILE_CONCURRENCY),
             )
             .graceful_shutdown_on(shutdown.clone())
+            .reconcile_all_on(ctx.leader.gained())
             .run(reconcile_watched, error_policy, ctx.clone())
             .for_each(|result| async move {
                 if let Err(e) = result {

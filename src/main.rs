@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use anyhow::Context as _;
 use clap::Parser;
@@ -11,6 +12,7 @@ use futures::FutureExt;
 use tekton_approval::approval::admission::Admission;
 use tekton_approval::approval::eligibility::{Approver, Approvers};
 use tekton_approval::certs::{self, cluster::CertSettings};
+use tekton_approval::controller::leader::{Election, Leader};
 use tekton_approval::controller::{self, Context, Scope, WatchHealth};
 use tekton_approval::events::EventPublisher;
 use tekton_approval::keys::{self, KeySource};
@@ -32,9 +34,10 @@ use tekton_approval::webhook::{self, ReloadingCert, Webhook};
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// How long a clean shutdown may take: longer than the webhook's drain of in-flight
-/// admission requests, well within a Pod's default 30 s termination grace period.
-const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a clean shutdown may take: longer than the webhook's drain delay (5 s in
+/// config/) and its drain of in-flight admission requests (6 s), well within a Pod's default
+/// 30 s termination grace period.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(15);
 
 #[derive(Parser, Debug)]
 #[command(version, verbatim_doc_comment)]
@@ -60,6 +63,12 @@ struct Args {
     /// Log format (the level comes from RUST_LOG, default info).
     #[arg(long, env = "APPROVAL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+
+    /// After SIGTERM the webhook reports not ready at once but keeps taking connections for
+    /// this long (a Service's endpoints take a moment to drop a terminating pod), then
+    /// finishes the requests in flight.
+    #[arg(long, env = "APPROVAL_DRAIN_DELAY", default_value = "0s", value_parser = parse_duration)]
+    drain_delay: HumanDuration,
 
     /// Address the admission webhook serves HTTPS on.
     #[arg(long, env = "APPROVAL_WEBHOOK_ADDR", default_value = "0.0.0.0:8443")]
@@ -88,7 +97,7 @@ struct Args {
     #[arg(
         long,
         env = "APPROVAL_SERVICE_NAME",
-        default_value = "approval-controller"
+        default_value = "approval-webhook"
     )]
     service_name: String,
 
@@ -137,6 +146,19 @@ struct Args {
         default_value = "approval-seal-key"
     )]
     seal_key_secret: String,
+
+    /// Elect a leader among controller replicas through a Lease (in --tls-secret-namespace):
+    /// all replicas watch, only the leader reconciles. Off for a single replica.
+    #[arg(long, env = "APPROVAL_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    leader_election: bool,
+
+    /// The Lease the controller replicas elect their leader with.
+    #[arg(
+        long,
+        env = "APPROVAL_LEADER_ELECTION_LEASE",
+        default_value = "approval-controller"
+    )]
+    leader_election_lease: String,
 
     /// A kubeconfig to use instead of KUBECONFIG / in-cluster configuration.
     #[arg(long, env = "APPROVAL_KUBECONFIG")]
@@ -215,9 +237,11 @@ async fn main() -> anyhow::Result<()> {
     });
     let metrics = Arc::new(Metrics::default());
     let health = runs(Component::Controller).then(|| Arc::new(WatchHealth::default()));
+    let webhook_serving = runs(Component::Webhook).then(|| Arc::new(AtomicBool::new(false)));
     let stores = Arc::default();
     let probes = Probes {
         health: health.clone(),
+        webhook_serving: webhook_serving.clone(),
         metrics: metrics.clone(),
         stores: Arc::clone(&stores),
     };
@@ -266,7 +290,16 @@ async fn main() -> anyhow::Result<()> {
         });
         tracing::info!(controller_username = %args.controller_username,
                        direct_gate_creators = %direct_gate_creators, "starting admission webhook");
-        webhook::serve(args.webhook_addr, cert, webhook, shutdown.clone()).await
+        let serving = webhook_serving.clone().expect("the webhook runs");
+        webhook::serve(
+            args.webhook_addr,
+            cert,
+            webhook,
+            serving,
+            args.drain_delay.into(),
+            shutdown.clone(),
+        )
+        .await
     };
     let reconciler = async {
         if !runs(Component::Controller) {
@@ -276,12 +309,26 @@ async fn main() -> anyhow::Result<()> {
         let instance = args.instance.clone().unwrap_or_else(|| {
             std::env::var("HOSTNAME").unwrap_or_else(|_| "approval-controller".into())
         });
+        let (election, leader) = if args.leader_election {
+            let (election, leader) = Election::start(
+                client.clone(),
+                &args.tls_secret_namespace,
+                &args.leader_election_lease,
+                &instance,
+            )
+            .await
+            .context("joining the leader election")?;
+            (Some(election), leader)
+        } else {
+            (None, Leader::always())
+        };
         let ctx = Arc::new(Context {
             client: client.clone(),
             events: EventPublisher::new(client, instance),
             metrics: metrics.clone(),
             clock: chrono::Utc::now,
             keys: seal_keys(&args).await?,
+            leader,
         });
         let scope = if args.namespaces.is_empty() {
             Scope::AllNamespaces
@@ -291,6 +338,11 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!(?scope, "starting approval controller");
         let health = health.clone().expect("the controller runs");
         controller::run(ctx, scope, health, stores.clone(), shutdown.clone()).await;
+        if let Some(election) = election {
+            // Released, another replica takes over at once instead of after the Lease
+            // expires.
+            election.stop(std::time::Duration::from_secs(3)).await;
+        }
         anyhow::Ok(())
     };
     // Whichever part fails first stops the process: a half-running gate keeper is worse
@@ -302,6 +354,22 @@ async fn main() -> anyhow::Result<()> {
     )?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// A duration flag (`5s`, `1m`): Go's syntax, as everywhere in Kubernetes.
+#[derive(Clone, Copy, Debug)]
+struct HumanDuration(std::time::Duration);
+
+impl From<HumanDuration> for std::time::Duration {
+    fn from(d: HumanDuration) -> Self {
+        d.0
+    }
+}
+
+fn parse_duration(text: &str) -> Result<HumanDuration, String> {
+    tekton_approval::api::time::parse_go_duration(text)
+        .map(HumanDuration)
+        .map_err(|e| e.to_string())
 }
 
 /// The seal keys from their Secret (created if missing), kept fresh in the background.

@@ -1,6 +1,6 @@
 //! The plain-HTTP endpoints for the kubelet and Prometheus: `/healthz` (the process
-//! serves), `/readyz` (every watch cache has its first list, and no watch has been failing
-//! for a minute), `/metrics`.
+//! serves), `/readyz` (the webhook's TLS listener takes connections; every watch cache has
+//! its first list, and no watch has been failing for a minute), `/metrics`.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -19,8 +19,11 @@ use crate::metrics::Metrics;
 /// What the endpoints read.
 #[derive(Clone)]
 pub struct Probes {
-    /// The controller's watches; `None` when no controller runs here (always ready).
+    /// The controller's watches; `None` when no controller runs here.
     pub health: Option<Arc<WatchHealth>>,
+    /// Whether the webhook's TLS listener takes connections; `None` when no webhook runs
+    /// here.
+    pub webhook_serving: Option<Arc<std::sync::atomic::AtomicBool>>,
     /// The metrics registry.
     pub metrics: Arc<Metrics>,
     /// The controller's watch caches, for the waiting-gates gauge.
@@ -37,10 +40,16 @@ pub fn router(probes: Probes) -> Router {
 }
 
 async fn readyz(State(probes): State<Probes>) -> impl IntoResponse {
-    let readiness = match &probes.health {
+    let webhook = match &probes.webhook_serving {
+        Some(serving) if !serving.load(std::sync::atomic::Ordering::SeqCst) => {
+            Err("the admission webhook is not taking connections".to_string())
+        }
+        _ => Ok(()),
+    };
+    let readiness = webhook.and_then(|()| match &probes.health {
         None => Ok(()),
         Some(health) => health.readiness(chrono::Utc::now()),
-    };
+    });
     match readiness {
         Ok(()) => (StatusCode::OK, "ok".to_string()),
         Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why),

@@ -7,6 +7,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -356,11 +357,16 @@ pub fn certified_key_from_pem(cert: &str, key: &str) -> anyhow::Result<Certified
     Ok(CertifiedKey::new(certs, signing_key))
 }
 
-/// Serves the webhook over TLS until `shutdown` resolves.
+/// Serves the webhook over TLS until `shutdown` resolves. `serving` is true while the
+/// listener takes connections (readiness); after the signal it turns false at once, new
+/// connections are still taken for `drain_delay` (while the Service's endpoints catch up),
+/// then the requests in flight are finished.
 pub async fn serve(
     addr: SocketAddr,
     cert: Arc<ReloadingCert>,
     webhook: Arc<Webhook>,
+    serving: Arc<AtomicBool>,
+    drain_delay: Duration,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -371,6 +377,7 @@ pub async fn serve(
     tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let acceptor = TlsAcceptor::from(Arc::new(tls));
     let listener = TcpListener::bind(addr).await?;
+    serving.store(true, Ordering::SeqCst);
     info!(%addr, path = ADMIT_PATH, "serving the admission webhook");
     let service = TowerToHyperService::new(router(webhook));
     let reload = tokio::spawn(async move {
@@ -383,14 +390,22 @@ pub async fn serve(
     // Connections in flight when the shutdown comes are finished (HTTP/2: GOAWAY, then the
     // open streams complete), for at most DRAIN_TIMEOUT.
     let connections = GracefulShutdown::new();
-    tokio::pin!(shutdown);
+    let stop_accepting = async move {
+        shutdown.await;
+        serving.store(false, Ordering::SeqCst);
+        if !drain_delay.is_zero() {
+            info!(delay = ?drain_delay, "not ready; still accepting while endpoints update");
+            tokio::time::sleep(drain_delay).await;
+        }
+    };
+    tokio::pin!(stop_accepting);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(e) => { warn!(error = %e, "accept failed"); continue; }
             },
-            () = &mut shutdown => break,
+            () = &mut stop_accepting => break,
         };
         let acceptor = acceptor.clone();
         let service = service.clone();

@@ -7,6 +7,8 @@
 #   approval.sh stop             stop both
 #   approval.sh kill controller  SIGKILL one of them (controller | webhook)
 #   approval.sh start controller start one of them
+#   approval.sh start controller-2  a second controller replica (leader election decides
+#                                   which one reconciles; not part of `all`)
 #
 # APPROVAL_BIN chooses the binary (default: target/debug/approval-controller).
 set -euo pipefail
@@ -44,10 +46,12 @@ start_one() {
   [[ -x "$BIN" ]] || die "no $BIN: run cargo build first (make does)"
   local args port
   case "$1" in
-    controller)
-      port=$CONTROLLER_PROBE_PORT
+    controller|controller-2)
+      # Both replicas elect their leader through the Lease, as in a cluster.
+      port=$CONTROLLER_PROBE_PORT instance=local-controller
+      [[ "$1" == controller-2 ]] && port=$CONTROLLER2_PROBE_PORT instance=local-controller-2
       args=(--components controller --kubeconfig "$APPROVAL_STATE/controller.kubeconfig"
-            --probe-addr "127.0.0.1:$port" --instance local-controller) ;;
+            --probe-addr "127.0.0.1:$port" --instance "$instance" --leader-election true) ;;
     webhook)
       port=$WEBHOOK_PROBE_PORT
       # The webhook reads the seal keys with the controller's identity (one service
@@ -56,7 +60,7 @@ start_one() {
             --kubeconfig "$APPROVAL_STATE/controller.kubeconfig"
             --tls-cert-file "$PKI/webhook.crt" --tls-key-file "$PKI/webhook.key"
             --probe-addr "127.0.0.1:$port" --controller-username "$CONTROLLER_USERNAME") ;;
-    *) die "unknown part $1 (controller | webhook)" ;;
+    *) die "unknown part $1 (controller | controller-2 | webhook)" ;;
   esac
   RUST_LOG="${RUST_LOG:-info,tekton_approval=debug}" setsid nohup "$BIN" "${args[@]}" \
     >>"$APPROVAL_STATE/logs/$name.log" 2>&1 &

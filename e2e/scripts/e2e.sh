@@ -28,6 +28,10 @@ if [[ -f "$APPROVAL_STATE/logs/e2e-durations.txt" ]]; then
   log "scenario durations:"
   sort -k2 -n -r "$APPROVAL_STATE/logs/e2e-durations.txt" >&2
 fi
+if [[ -f "$APPROVAL_STATE/logs/e2e-measurements.txt" ]]; then
+  log "measured:"
+  cat "$APPROVAL_STATE/logs/e2e-measurements.txt" >&2
+fi
 "$(dirname "$0")/count-tests.sh" "e2e tests" "$APPROVAL_STATE/logs/e2e.log" || status=1
 log "e2e suite ran in $((SECONDS - suite))s; logs in $APPROVAL_STATE/logs"
 exit "$status"

@@ -314,6 +314,23 @@ fn record_duration(verdict: &str, name: &str, secs: f64) {
     }
 }
 
+/// Appends a measured duration to `$APPROVAL_STATE/logs/e2e-measurements.txt`, which
+/// e2e.sh prints at the end (a passing test's own output is not shown).
+pub fn record_measurement(what: &str, took: Duration) {
+    use std::io::Write as _;
+    let Ok(state) = std::env::var("APPROVAL_STATE") else {
+        return;
+    };
+    let line = format!("{:>8.2}s  {what}\n", took.as_secs_f64());
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(format!("{state}/logs/e2e-measurements.txt"))
+    {
+        let _ = file.write_all(line.as_bytes());
+    }
+}
+
 /// On failure: the lines of each component's log that mention the scenario's namespace.
 fn print_logs(namespace: &str) {
     let Ok(state) = std::env::var("APPROVAL_STATE") else {

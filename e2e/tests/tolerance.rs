@@ -35,9 +35,9 @@ async fn a_malformed_foreign_customrun_never_stops_the_gates_and_sigterm_always_
     // /readyz) with that run among them.
     let started = Instant::now();
     s.script(&["approval.sh", "restart", "controller"]).await;
-    eprintln!(
-        "e2e: controller stopped and ready again in {:.1}s",
-        started.elapsed().as_secs_f64()
+    record_measurement(
+        "controller restart (SIGTERM, start, ready) with a foreign retries: -1 run",
+        started.elapsed(),
     );
     s.start_pipeline(
         "release",
@@ -97,6 +97,8 @@ async fn a_malformed_foreign_customrun_never_stops_the_gates_and_sigterm_always_
             &kubeconfig,
             "--probe-addr",
             "127.0.0.1:0",
+            "--leader-election",
+            "false",
         ])
         .stdout(Stdio::null())
         .stderr(log)
@@ -119,9 +121,9 @@ async fn a_malformed_foreign_customrun_never_stops_the_gates_and_sigterm_always_
         .await
         .expect("SIGTERM ends a controller stuck in its first list")
         .unwrap();
-    eprintln!(
-        "e2e: a controller stuck in its first list stopped {:.2}s after SIGTERM ({status})",
-        signalled.elapsed().as_secs_f64()
+    record_measurement(
+        "SIGTERM to exit, controller stuck in its first list",
+        signalled.elapsed(),
     );
     assert!(
         status.success(),

@@ -30,6 +30,7 @@ fn context() -> (Arc<Context>, Handle) {
             "approval-seal-key",
             keys(),
         ),
+        leader: Leader::always(),
     };
     (Arc::new(ctx), handle)
 }

@@ -1,0 +1,70 @@
+//! Two controller replicas: the leader is killed (SIGKILL, no chance to release its Lease)
+//! while a gate waits; the follower, whose cache is warm, takes over when the Lease expires
+//! and applies the decision made meanwhile. The only scenario of its binary: it kills a
+//! controller, which no other scenario may see.
+
+use std::time::Instant;
+
+use approval_e2e::*;
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::Api;
+use serde_json::json;
+
+const LEASE: &str = "approval-controller";
+
+async fn holder(s: &Scenario) -> Option<String> {
+    let leases: Api<Lease> = Api::namespaced(s.admin.clone(), "tekton-approval");
+    leases
+        .get_opt(LEASE)
+        .await
+        .unwrap()
+        .and_then(|l| l.spec?.holder_identity)
+}
+
+/// Waits until `who` holds the Lease.
+async fn until_held_by(s: &Scenario, who: &str) {
+    let deadline = Instant::now() + WAIT;
+    while holder(s).await.as_deref() != Some(who) {
+        assert!(Instant::now() < deadline, "{who} never took the Lease");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_follower_takes_over_when_the_leader_is_killed() {
+    let s = scenario("failover").await;
+    s.script(&["approval.sh", "start", "controller-2"]).await;
+    until_held_by(&s, "local-controller").await;
+    s.start_pipeline(
+        "release",
+        json!({"tasks": [gate_task("approve", &[], json!([{"name": "approvers", "value": ["alice"]}]))]}),
+        json!({}),
+    )
+    .await;
+    s.wait_gate_reason("release-approve", "AwaitingApproval")
+        .await;
+
+    s.script(&["approval.sh", "kill", "controller"]).await;
+    let killed = Instant::now();
+    let alice = s.as_user("alice", &[]).await;
+    s.annotate(&alice, "release-approve", "approval.tekton.dev/approve", "")
+        .await
+        .expect("the webhook records decisions without any controller");
+    let gate = s.wait_gate_reason("release-approve", "Approved").await;
+    let failover = killed.elapsed();
+    record_measurement("failover: leader SIGKILLed -> decision applied", failover);
+    assert_eq!(result(&gate, "approvedBy"), r#"["alice"]"#);
+    assert_eq!(holder(&s).await.as_deref(), Some("local-controller-2"));
+    let events = s.event_reason_names("release-approve").await;
+    assert_eq!(
+        events.iter().filter(|r| *r == "Approved").count(),
+        1,
+        "ended once: {events:?}"
+    );
+
+    // Back to one replica, as the other scenarios expect: the restarted controller takes
+    // over from the stopped one, which releases the Lease.
+    s.script(&["approval.sh", "start", "controller"]).await;
+    s.script(&["approval.sh", "stop", "controller-2"]).await;
+    until_held_by(&s, "local-controller").await;
+}
