@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Runs our approval-controller on the local control plane, as two processes: the reconciler
-# (with the controller's own identity and the RBAC of config/) and the admission webhook
-# (registered with the API server by URL, with its CA bundle).
+# Runs our approval-controller on the local control plane in the shapes of config/: the
+# reconciler (with the controller's own identity and the RBAC of config/, leader election
+# on) and two admission webhook replicas behind one URL (balancer.py, a stand-in for the
+# webhook's Service: it routes to ready replicas), registered with the API server by URL.
 #
 #   approval.sh start            install RBAC + webhook registration, start both (idempotent)
 #   approval.sh stop             stop both
-#   approval.sh kill controller  SIGKILL one of them (controller | webhook)
+#   approval.sh kill controller  SIGKILL one of them (controller | webhook | webhook-2 | balancer)
 #   approval.sh start controller start one of them
 #   approval.sh start controller-2  a second controller replica (leader election decides
 #                                   which one reconciles; not part of `all`)
@@ -44,7 +45,7 @@ start_one() {
   local name="approval-$1"
   if pid_alive "$name"; then return; fi
   [[ -x "$BIN" ]] || die "no $BIN: run cargo build first (make does)"
-  local args port
+  local args port instance listen
   case "$1" in
     controller|controller-2)
       # Both replicas elect their leader through the Lease, as in a cluster.
@@ -52,15 +53,26 @@ start_one() {
       [[ "$1" == controller-2 ]] && port=$CONTROLLER2_PROBE_PORT instance=local-controller-2
       args=(--components controller --kubeconfig "$APPROVAL_STATE/controller.kubeconfig"
             --probe-addr "127.0.0.1:$port" --instance "$instance" --leader-election true) ;;
-    webhook)
-      port=$WEBHOOK_PROBE_PORT
+    balancer)
+      local backends=(--backend "127.0.0.1:$WEBHOOK1_PORT,$WEBHOOK_PROBE_PORT"
+                      --backend "127.0.0.1:$WEBHOOK2_PORT,$WEBHOOK2_PROBE_PORT")
+      setsid nohup python3 "$E2E_DIR/scripts/balancer.py" --listen "127.0.0.1:$WEBHOOK_PORT" \
+        "${backends[@]}" >>"$APPROVAL_STATE/logs/$name.log" 2>&1 &
+      # Through to a replica: any HTTP answer (a GET of /admit is refused with 405).
+      await_started "$name" $! 60 curl -sk -o /dev/null "https://127.0.0.1:$WEBHOOK_PORT/admit"
+      log "$name running (pid $(cat "$APPROVAL_STATE/run/$name.pid"), log $APPROVAL_STATE/logs/$name.log)"
+      return ;;
+    webhook|webhook-2)
+      port=$WEBHOOK_PROBE_PORT listen=$WEBHOOK1_PORT
+      [[ "$1" == webhook-2 ]] && port=$WEBHOOK2_PROBE_PORT listen=$WEBHOOK2_PORT
       # The webhook reads the seal keys with the controller's identity (one service
-      # account for both in config/).
-      args=(--components webhook --webhook-addr "127.0.0.1:$WEBHOOK_PORT"
+      # account for both in config/). After SIGTERM it stays in the balancer's rotation
+      # for at most its 200 ms poll: a 1 s drain delay covers it.
+      args=(--components webhook --webhook-addr "127.0.0.1:$listen" --drain-delay 1s
             --kubeconfig "$APPROVAL_STATE/controller.kubeconfig"
             --tls-cert-file "$PKI/webhook.crt" --tls-key-file "$PKI/webhook.key"
             --probe-addr "127.0.0.1:$port" --controller-username "$CONTROLLER_USERNAME") ;;
-    *) die "unknown part $1 (controller | controller-2 | webhook)" ;;
+    *) die "unknown part $1 (controller | controller-2 | webhook | webhook-2 | balancer)" ;;
   esac
   RUST_LOG="${RUST_LOG:-info,tekton_approval=debug}" setsid nohup "$BIN" "${args[@]}" \
     >>"$APPROVAL_STATE/logs/$name.log" 2>&1 &
@@ -71,7 +83,7 @@ start_one() {
 stop_one() { stop_process "approval-$1" "${2:-TERM}"; }
 
 command="${1:-start}"; part="${2:-all}"
-parts=(webhook controller)
+parts=(webhook webhook-2 balancer controller)
 [[ "$part" == all ]] || parts=("$part")
 case "$command" in
   start)

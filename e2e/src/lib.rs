@@ -338,7 +338,9 @@ fn print_logs(namespace: &str) {
     };
     for log in [
         "approval-controller",
+        "approval-controller-2",
         "approval-webhook",
+        "approval-webhook-2",
         "tekton-controller",
     ] {
         let path = format!("{state}/logs/{log}.log");
