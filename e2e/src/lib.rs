@@ -267,14 +267,7 @@ impl Scenario {
 
     /// Runs a shell script of the harness (e2e/scripts), e.g. to kill the controller.
     pub async fn script(&self, args: &[&str]) {
-        let scripts =
-            std::env::var("APPROVAL_E2E_SCRIPTS").expect("APPROVAL_E2E_SCRIPTS (set by e2e.sh)");
-        let status = tokio::process::Command::new(format!("{scripts}/{}", args[0]))
-            .args(&args[1..])
-            .status()
-            .await
-            .expect("running a harness script");
-        assert!(status.success(), "{args:?} failed: {status}");
+        script(args).await
     }
 }
 
@@ -312,6 +305,18 @@ fn record_duration(verdict: &str, name: &str, secs: f64) {
         // One write per line: parallel scenarios never interleave within a line.
         let _ = file.write_all(line.as_bytes());
     }
+}
+
+/// Runs a shell script of the harness (e2e/scripts), e.g. to kill the controller.
+pub async fn script(args: &[&str]) {
+    let scripts =
+        std::env::var("APPROVAL_E2E_SCRIPTS").expect("APPROVAL_E2E_SCRIPTS (set by e2e.sh)");
+    let status = tokio::process::Command::new(format!("{scripts}/{}", args[0]))
+        .args(&args[1..])
+        .status()
+        .await
+        .expect("running a harness script");
+    assert!(status.success(), "{args:?} failed: {status}");
 }
 
 /// Appends a measured duration to `$APPROVAL_STATE/logs/e2e-measurements.txt`, which
