@@ -45,6 +45,10 @@ unit: ## unit tests (pure core, tower-test API scenarios, webhook HTTP layer)
 e2e: build ## the end-to-end suite on a fresh local control plane
 	$(E2E_PORTS) APPROVAL_STATE=$(E2E_STATE) $(SCRIPTS)/e2e.sh
 
+.PHONY: chaos
+chaos: build ## the chaos scenario alone, long: 300 gates (make test runs it with 40)
+	CHAOS_GATES=$${CHAOS_GATES:-300} E2E_TEST=chaos $(E2E_PORTS) APPROVAL_STATE=$(E2E_STATE) $(SCRIPTS)/e2e.sh
+
 .PHONY: bench
 bench: ## benchmarks vs manual-approval-gate on a dedicated control plane -> BENCHMARKS.md (long; not in test)
 	$(SCRIPTS)/bench.sh

@@ -22,7 +22,7 @@ export APPROVAL_E2E_KUBECTL; APPROVAL_E2E_KUBECTL="$(tool_path kubectl)"
 export APPROVAL_E2E_CLI="${APPROVAL_CLI_BIN:-$REPO_DIR/target/debug/kubectl-approval}"
 suite=$SECONDS
 status=0
-(cd "$REPO_DIR" && cargo test --locked --no-fail-fast -p approval-e2e -- --test-threads "${E2E_THREADS:-6}" 2>&1) |
+(cd "$REPO_DIR" && cargo test --locked --no-fail-fast -p approval-e2e ${E2E_TEST:+--test "$E2E_TEST"} -- --test-threads "${E2E_THREADS:-6}" 2>&1) |
   tee "$APPROVAL_STATE/logs/e2e.log" || status=$?
 if [[ -f "$APPROVAL_STATE/logs/e2e-durations.txt" ]]; then
   log "scenario durations:"
