@@ -15,14 +15,14 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use anyhow::Context as _;
-use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, ObjectMeta, PostParams};
+use kube::api::{Api, PostParams};
 use kube::{Client, ResourceExt};
 use ring::rand::{SecureRandom, SystemRandom};
 use tracing::{info, warn};
 
 use crate::approval::seal::{KEY_BYTES, Key, KeyError, Keyring, format_key, parse_key};
+use crate::secrets;
 
 /// The data entry holding the key that seals.
 pub const CURRENT: &str = "current";
@@ -85,7 +85,7 @@ impl KeySource {
                 .await
                 .with_context(|| format!("reading Secret {namespace}/{name}"))?
             {
-                let keyring = keyring_from_data(&secret_data(&secret))
+                let keyring = keyring_from_data(&secrets::data(&secret))
                     .with_context(|| format!("the seal keys in Secret {namespace}/{name}"))?;
                 info!(
                     secret = name,
@@ -99,7 +99,7 @@ impl KeySource {
                     last_read: std::sync::Mutex::new(Instant::now()),
                 }));
             }
-            let secret = key_secret(name, namespace, rotated_data(None)?, None);
+            let secret = secrets::owned(name, namespace, "Opaque", rotated_data(None)?, None);
             match api.create(&PostParams::default(), &secret).await {
                 Ok(_) => info!(secret = name, "seal keys created"),
                 // Another replica created it first: read theirs.
@@ -135,7 +135,7 @@ impl KeySource {
     pub async fn refresh(&self) -> anyhow::Result<()> {
         *self.last_read.lock().expect("not poisoned") = Instant::now();
         let secret = self.api.get(&self.name).await?;
-        let keyring = keyring_from_data(&secret_data(&secret))?;
+        let keyring = keyring_from_data(&secrets::data(&secret))?;
         let changed = self.keyring().current().id() != keyring.current().id();
         if changed {
             info!(secret = %self.name, key = keyring.current().id(), "seal keys rotated");
@@ -189,49 +189,14 @@ pub async fn rotate(client: Client, namespace: &str, name: &str) -> anyhow::Resu
         .get(name)
         .await
         .with_context(|| format!("reading Secret {namespace}/{name}"))?;
-    let data = rotated_data(Some(&secret_data(&existing)))?;
+    let data = rotated_data(Some(&secrets::data(&existing)))?;
     let id = keyring_from_data(&data)?.current().id().to_string();
-    let secret = key_secret(name, namespace, data, existing.resource_version());
+    let secret = secrets::owned(name, namespace, "Opaque", data, existing.resource_version());
     // The resourceVersion makes a concurrent rotation fail instead of losing a key.
     api.replace(name, &PostParams::default(), &secret)
         .await
         .with_context(|| format!("writing Secret {namespace}/{name}"))?;
     Ok(id)
-}
-
-fn key_secret(
-    name: &str,
-    namespace: &str,
-    data: BTreeMap<String, Vec<u8>>,
-    resource_version: Option<String>,
-) -> Secret {
-    Secret {
-        metadata: ObjectMeta {
-            name: Some(name.to_string()),
-            namespace: Some(namespace.to_string()),
-            resource_version,
-            labels: Some(
-                [(
-                    "app.kubernetes.io/part-of".to_string(),
-                    "tekton-approval".to_string(),
-                )]
-                .into(),
-            ),
-            ..Default::default()
-        },
-        type_: Some("Opaque".into()),
-        data: Some(data.into_iter().map(|(k, v)| (k, ByteString(v))).collect()),
-        ..Default::default()
-    }
-}
-
-fn secret_data(secret: &Secret) -> BTreeMap<String, Vec<u8>> {
-    secret
-        .data
-        .iter()
-        .flatten()
-        .map(|(k, v)| (k.clone(), v.0.clone()))
-        .collect()
 }
 
 #[cfg(test)]

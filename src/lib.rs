@@ -20,6 +20,8 @@ pub mod keys;
 pub mod metrics;
 /// /healthz, /readyz, /metrics.
 pub mod probes;
+/// Our Secrets: their data, and the objects we write.
+pub mod secrets;
 /// Logging.
 pub mod telemetry;
 /// The admission webhook: HTTPS, AdmissionReview, TLS reload.

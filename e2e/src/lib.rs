@@ -129,6 +129,19 @@ impl Scenario {
         api.create(&PostParams::default(), &run).await
     }
 
+    /// Starts PipelineRun `name` whose one task is the gate `approve` with `params`, as the
+    /// admin, and waits until the gate `<name>-approve` waits.
+    pub async fn start_gate(&self, name: &str, params: Value) -> CustomRun {
+        self.start_pipeline(
+            name,
+            json!({"tasks": [gate_task("approve", &[], params)]}),
+            json!({}),
+        )
+        .await;
+        self.wait_gate_reason(&format!("{name}-approve"), "AwaitingApproval")
+            .await
+    }
+
     /// Waits until CustomRun `name` satisfies `ready`; `what` names the expectation.
     pub async fn wait_customrun(
         &self,

@@ -310,14 +310,11 @@ async fn a_blanket_tasks_timeout_never_loosens_a_policys_deadline() {
 #[tokio::test]
 async fn only_tekton_or_an_approver_cancels_a_gate() {
     let s = scenario("trust_cancel").await;
-    s.start_pipeline(
+    s.start_gate(
         "release",
-        gate_pipeline(json!([{"name": "approvers", "value": ["alice"]}])),
-        json!({}),
+        json!([{"name": "approvers", "value": ["alice"]}]),
     )
     .await;
-    s.wait_gate_reason("release-approve", "AwaitingApproval")
-        .await;
     let cancel = json!({"spec": {"status": "RunCancelled", "statusMessage": "vetoed by mallory"}});
     let mallory = s.as_user("mallory", &[]).await;
     let denied = Api::<CustomRun>::namespaced(mallory, &s.namespace)
@@ -355,14 +352,11 @@ async fn only_tekton_or_an_approver_cancels_a_gate() {
 #[tokio::test]
 async fn a_two_kib_comment_is_denied_with_its_size_and_nothing_is_recorded() {
     let s = scenario("trust_comment_size").await;
-    s.start_pipeline(
+    s.start_gate(
         "release",
-        gate_pipeline(json!([{"name": "approvers", "value": ["alice"]}])),
-        json!({}),
+        json!([{"name": "approvers", "value": ["alice"]}]),
     )
     .await;
-    s.wait_gate_reason("release-approve", "AwaitingApproval")
-        .await;
     let alice = s.as_user("alice", &[]).await;
     let denied = s
         .annotate(&alice, "release-approve", REJECT, &"x".repeat(2048))
@@ -385,17 +379,14 @@ async fn a_two_kib_comment_is_denied_with_its_size_and_nothing_is_recorded() {
 #[tokio::test]
 async fn five_hundred_repeated_approvals_leave_the_gate_decidable_by_the_others() {
     let s = scenario("trust_repeated_decisions").await;
-    s.start_pipeline(
+    s.start_gate(
         "release",
-        gate_pipeline(json!([
+        json!([
             {"name": "approvers", "value": ["alice", "bob"]},
             {"name": "minApprovals", "value": "2"},
-        ])),
-        json!({}),
+        ]),
     )
     .await;
-    s.wait_gate_reason("release-approve", "AwaitingApproval")
-        .await;
     let alice = s.as_user("alice", &[]).await;
     s.annotate(&alice, "release-approve", APPROVE, "0")
         .await
@@ -425,14 +416,11 @@ async fn five_hundred_repeated_approvals_leave_the_gate_decidable_by_the_others(
 #[tokio::test]
 async fn records_forged_as_the_controllers_service_account_never_count() {
     let s = scenario("trust_controller_impersonation").await;
-    s.start_pipeline(
+    s.start_gate(
         "release",
-        gate_pipeline(json!([{"name": "approvers", "value": ["alice"]}])),
-        json!({}),
+        json!([{"name": "approvers", "value": ["alice"]}]),
     )
     .await;
-    s.wait_gate_reason("release-approve", "AwaitingApproval")
-        .await;
     // Whoever can impersonate the controller may rewrite the ledger: the webhook lets its
     // identity clear ledgers after a retry. What they write carries no valid seal.
     let controller = s

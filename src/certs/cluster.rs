@@ -11,11 +11,12 @@ use chrono::{DateTime, Utc};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, ObjectMeta, PostParams};
+use kube::api::{Api, PostParams};
 use kube::{Client, ResourceExt};
 use tracing::{info, warn};
 
 use super::{Bundle, CertPlan, issue, plan, service_dns_names};
+use crate::secrets;
 use crate::webhook::ReloadingCert;
 
 /// How often the Secret is checked for renewal (and for another replica's renewal).
@@ -50,7 +51,7 @@ pub async fn ensure_secret(
             .get_opt(&settings.secret)
             .await
             .with_context(|| format!("reading Secret {}", settings.secret))?;
-        let data = existing.as_ref().map(secret_data);
+        let data = existing.as_ref().map(secrets::data);
         let decision = plan(data.as_ref(), &names, now);
         let reason = match &decision {
             CertPlan::Keep => {
@@ -60,30 +61,13 @@ pub async fn ensure_secret(
             CertPlan::RenewLeaf(reason) | CertPlan::Issue(reason) => reason.clone(),
         };
         let bundle = issue(&decision, data.as_ref(), &names, now)?;
-        let secret = Secret {
-            metadata: ObjectMeta {
-                name: Some(settings.secret.clone()),
-                namespace: Some(settings.namespace.clone()),
-                resource_version: existing.as_ref().and_then(|s| s.resource_version()),
-                labels: Some(
-                    [(
-                        "app.kubernetes.io/part-of".to_string(),
-                        "tekton-approval".to_string(),
-                    )]
-                    .into(),
-                ),
-                ..Default::default()
-            },
-            type_: Some("kubernetes.io/tls".into()),
-            data: Some(
-                bundle
-                    .to_data()
-                    .into_iter()
-                    .map(|(k, v)| (k, ByteString(v)))
-                    .collect(),
-            ),
-            ..Default::default()
-        };
+        let secret = secrets::owned(
+            &settings.secret,
+            &settings.namespace,
+            "kubernetes.io/tls",
+            bundle.to_data().into_iter().collect(),
+            existing.as_ref().and_then(|s| s.resource_version()),
+        );
         let written = match existing {
             None => api.create(&PostParams::default(), &secret).await,
             Some(_) => {
@@ -107,15 +91,6 @@ pub async fn ensure_secret(
         "Secret {} kept changing under us; giving up for now",
         settings.secret
     )
-}
-
-fn secret_data(secret: &Secret) -> std::collections::BTreeMap<String, Vec<u8>> {
-    secret
-        .data
-        .iter()
-        .flatten()
-        .map(|(k, v)| (k.clone(), v.0.clone()))
-        .collect()
 }
 
 /// Sets the caBundle of every webhook in the configuration to `ca_pem`. Returns whether
