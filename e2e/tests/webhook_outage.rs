@@ -68,20 +68,13 @@ async fn a_killed_webhook_replica_fails_no_approval_and_with_none_left_decisions
     s.script(&["approval.sh", "stop", "webhook"]).await;
     s.script(&["approval.sh", "stop", "webhook-2"]).await;
     let cli = std::env::var("APPROVAL_E2E_CLI").expect("set by e2e.sh");
-    let output = tokio::process::Command::new(&cli)
-        .args([
-            "approve",
-            "later-approve",
-            "-m",
-            "now",
-            "--as",
-            "alice",
-            "-n",
-            &s.namespace,
-        ])
-        .output()
-        .await
-        .unwrap();
+    let alice_approves = || {
+        tokio::process::Command::new(&cli)
+            .args(["approve", "later-approve", "-m", "now", "--as", "alice"])
+            .args(["-n", &s.namespace])
+            .output()
+    };
+    let output = alice_approves().await.unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(
@@ -101,20 +94,7 @@ async fn a_killed_webhook_replica_fails_no_approval_and_with_none_left_decisions
 
     // Back: the same command succeeds.
     s.script(&["approval.sh", "start"]).await;
-    let output = tokio::process::Command::new(&cli)
-        .args([
-            "approve",
-            "later-approve",
-            "-m",
-            "now",
-            "--as",
-            "alice",
-            "-n",
-            &s.namespace,
-        ])
-        .output()
-        .await
-        .unwrap();
+    let output = alice_approves().await.unwrap();
     assert!(output.status.success(), "{output:?}");
     s.wait_gate_reason("later-approve", "Approved").await;
 }
