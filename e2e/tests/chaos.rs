@@ -162,8 +162,8 @@ async fn the_leader_killed_again_and_again_loses_no_decision_and_ends_every_gate
                 if let Some(part) = leader(&admin).await {
                     script(&["approval.sh", "kill", part]).await;
                     kills.fetch_add(1, Ordering::SeqCst);
-                    // Down for a while, sometimes past the Lease's 10 s: then the follower
-                    // takes over; a quick restart keeps the Lease (same identity).
+                    // Down for a while, often past the Lease's 6 s: then the follower takes
+                    // over; a quick restart keeps the Lease (same identity).
                     tokio::time::sleep(Duration::from_millis(rng.u64(0..=12_000))).await;
                     script(&["approval.sh", "start", part]).await;
                     if leader(&admin).await.is_some_and(|now| now != part) {
