@@ -1,6 +1,9 @@
-//! The webhook's replicas going down: one killed while approvals pour in (the other serves
-//! them, none fails), then all of them (decisions fail closed, nothing is recorded, and
-//! everything proceeds once they are back). The only scenario of its binary: it stops the
+//! The webhook's replicas going down: one stopped (SIGTERM, as when its pod is deleted or
+//! evicted) while approvals pour in (it drains, the other serves them, none fails), then all
+//! of them (decisions fail closed, nothing is recorded, and everything proceeds once they
+//! are back). A replica that crashes (SIGKILL) can fail the requests it is serving at that
+//! moment: the API server retries a reset connection, not a broken one; an earlier version of
+//! this scenario saw one such failure in 100 after three clean runs. The only scenario of its binary: it stops the
 //! webhook, which no other scenario may see.
 
 use approval_e2e::*;
@@ -11,7 +14,7 @@ const GATES: usize = 100;
 const APPROVE: &str = "approval.tekton.dev/approve";
 
 #[tokio::test]
-async fn a_killed_webhook_replica_fails_no_approval_and_with_none_left_decisions_fail_closed() {
+async fn a_stopped_webhook_replica_fails_no_approval_and_with_none_left_decisions_fail_closed() {
     let s = scenario("webhook_outage").await;
     for i in 0..GATES {
         s.start_pipeline(
@@ -26,7 +29,7 @@ async fn a_killed_webhook_replica_fails_no_approval_and_with_none_left_decisions
             .await;
     }
 
-    // 100 approvals at once; one replica is SIGKILLed while they are in flight.
+    // 100 approvals at once; one replica is stopped while they are in flight.
     let alice = s.as_user("alice", &[]).await;
     let mut approvals = tokio::task::JoinSet::new();
     for i in 0..GATES {
@@ -45,7 +48,7 @@ async fn a_killed_webhook_replica_fails_no_approval_and_with_none_left_decisions
             .map_err(|e| format!("release-{i}: {e}"))
         });
         if i == GATES / 2 {
-            s.script(&["approval.sh", "kill", "webhook-2"]).await;
+            s.script(&["approval.sh", "stop", "webhook-2"]).await;
         }
     }
     let mut failed = Vec::new();
