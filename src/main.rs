@@ -246,6 +246,9 @@ async fn main() -> anyhow::Result<()> {
         stores: Arc::clone(&stores),
     };
     let server = probes::serve(args.probe_addr, probes, shutdown.clone());
+    // One copy of the seal keys (and one refresh loop) for whichever parts run here.
+    let seal_keys = tokio::sync::OnceCell::new();
+    let seal_keys = || seal_keys.get_or_try_init(|| load_seal_keys(&args));
 
     let webhook = async {
         if !runs(Component::Webhook) {
@@ -279,7 +282,7 @@ async fn main() -> anyhow::Result<()> {
                  --tls-cert-file and --tls-key-file"
             ),
         };
-        let keys = seal_keys(&args).await?;
+        let keys = seal_keys().await?.clone();
         let webhook = Arc::new(Webhook {
             admission: Admission {
                 controller_username: args.controller_username.clone(),
@@ -327,7 +330,7 @@ async fn main() -> anyhow::Result<()> {
             events: EventPublisher::new(client, instance),
             metrics: metrics.clone(),
             clock: chrono::Utc::now,
-            keys: seal_keys(&args).await?,
+            keys: seal_keys().await?.clone(),
             leader,
         });
         let scope = if args.namespaces.is_empty() {
@@ -373,7 +376,7 @@ fn parse_duration(text: &str) -> Result<HumanDuration, String> {
 }
 
 /// The seal keys from their Secret (created if missing), kept fresh in the background.
-async fn seal_keys(args: &Args) -> anyhow::Result<Arc<KeySource>> {
+async fn load_seal_keys(args: &Args) -> anyhow::Result<Arc<KeySource>> {
     let client = client(args.kubeconfig.as_deref()).await?;
     let keys = KeySource::ensure(client, &args.tls_secret_namespace, &args.seal_key_secret).await?;
     tokio::spawn(keys.clone().maintain());

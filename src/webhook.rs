@@ -71,10 +71,19 @@ pub fn review(
     keys: &Keyring,
     now: DateTime<Utc>,
 ) -> Result<Value, ReviewError> {
-    let request = parse(body)?;
+    Ok(answer(admission, &parse(body)?, keys, now))
+}
+
+/// Answers one parsed AdmissionRequest.
+fn answer(
+    admission: &Admission,
+    request: &AdmissionRequest<DynamicObject>,
+    keys: &Keyring,
+    now: DateTime<Utc>,
+) -> Value {
     let namespace = request.namespace.as_deref().unwrap_or_default();
-    let warnings = warnings(&request);
-    let mut response = match judge(admission, &request, keys, now) {
+    let warnings = warnings(request);
+    let mut response = match judge(admission, request, keys, now) {
         Ok(Mutation::Unchanged) => json!({"uid": request.uid, "allowed": true}),
         Ok(Mutation::Patch {
             operations,
@@ -106,9 +115,7 @@ pub fn review(
     if !warnings.is_empty() {
         response["warnings"] = json!(warnings);
     }
-    Ok(
-        json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}),
-    )
+    json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response})
 }
 
 fn parse(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, ReviewError> {
@@ -119,12 +126,9 @@ fn parse(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, ReviewError> {
         .map_err(|_| ReviewError::Malformed("no request in the review".into()))
 }
 
-/// The ids of the keys named by seals on the objects of a review: the keys the webhook
+/// The ids of the keys named by seals on the objects of a request: the keys the webhook
 /// must hold to judge it.
-pub fn key_ids(body: &[u8]) -> Vec<String> {
-    let Ok(request) = parse(body) else {
-        return Vec::new();
-    };
+fn key_ids(request: &AdmissionRequest<DynamicObject>) -> Vec<String> {
     let annotations =
         |o: &Option<DynamicObject>| o.as_ref().and_then(|o| o.metadata.annotations.clone());
     let mut ids = seal::key_ids(annotations(&request.old_object).as_ref());
@@ -249,17 +253,18 @@ pub fn router(webhook: Arc<Webhook>) -> Router {
 }
 
 async fn admit(State(webhook): State<Arc<Webhook>>, body: Bytes) -> Response {
-    // A seal made with a key we do not hold yet (another replica rotated): re-read the
-    // keys first, so that a genuine record is never taken for a forgery.
-    webhook.keys.learn(&key_ids(&body)).await;
-    let keys = webhook.keys.keyring();
-    match review(&webhook.admission, &body, &keys, Utc::now()) {
-        Ok(review) => axum::Json(review).into_response(),
+    let request = match parse(&body) {
+        Ok(request) => request,
         Err(e) => {
             warn!(error = %e, "unreadable admission request");
-            (StatusCode::BAD_REQUEST, e.to_string()).into_response()
+            return (StatusCode::BAD_REQUEST, e.to_string()).into_response();
         }
-    }
+    };
+    // A seal made with a key we do not hold yet (another replica rotated): re-read the
+    // keys first, so that a genuine record is never taken for a forgery.
+    webhook.keys.learn(&key_ids(&request)).await;
+    let keys = webhook.keys.keyring();
+    axum::Json(answer(&webhook.admission, &request, &keys, Utc::now())).into_response()
 }
 
 /// The serving certificate, swapped in place: re-read when its files change (local mode),

@@ -45,18 +45,6 @@ pub struct Record {
     pub seal: String,
 }
 
-/// Why a ledger annotation could not be read. The gate fails closed on it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "the ledger annotation {annotation} is malformed ({reason}); it is written only by the \
-     approval webhook, so it was edited around it: no decision in it can be trusted",
-    annotation = super::LEDGER_ANNOTATION
-)]
-pub struct MalformedLedger {
-    /// What the JSON parser said.
-    pub reason: String,
-}
-
 /// The records of a gate, in the order they were admitted.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Ledger {
@@ -67,19 +55,6 @@ impl Ledger {
     /// Wraps records (oldest first).
     pub fn new(records: Vec<Record>) -> Self {
         Self { records }
-    }
-
-    /// Reads the annotation's value; no annotation is an empty ledger.
-    pub fn parse(annotation: Option<&str>) -> Result<Self, MalformedLedger> {
-        match annotation {
-            None => Ok(Self::default()),
-            Some(text) if text.trim().is_empty() => Ok(Self::default()),
-            Some(text) => serde_json::from_str(text)
-                .map(Self::new)
-                .map_err(|e| MalformedLedger {
-                    reason: e.to_string(),
-                }),
-        }
     }
 
     /// Reads the annotation's value one record at a time: a record that is not well formed
@@ -139,10 +114,10 @@ mod tests {
 
     #[test]
     fn the_protocol_example_parses() {
-        let ledger = Ledger::parse(Some(
+        let (ledger, unreadable) = Ledger::parse_lenient(Some(
             r#"[{"user":"alice","groups":["release-managers"],"decision":"approve","comment":"ship it","time":"2026-11-22T10:00:00Z"}]"#,
-        ))
-        .unwrap();
+        ));
+        assert!(unreadable.is_empty());
         let record = &ledger.records()[0];
         assert_eq!(record.user, "alice");
         assert_eq!(record.groups, ["release-managers"]);
@@ -153,13 +128,13 @@ mod tests {
 
     #[test]
     fn a_missing_or_blank_annotation_is_an_empty_ledger() {
-        assert_eq!(Ledger::parse(None).unwrap().records(), &[]);
-        assert_eq!(Ledger::parse(Some(" ")).unwrap().records(), &[]);
-        assert_eq!(Ledger::parse(Some("[]")).unwrap().records(), &[]);
+        for text in [None, Some(" "), Some("[]")] {
+            assert_eq!(Ledger::parse_lenient(text), (Ledger::default(), vec![]));
+        }
     }
 
     #[test]
-    fn malformed_ledgers_are_errors_that_name_the_annotation() {
+    fn malformed_ledgers_yield_no_record_and_say_what_is_wrong() {
         let cases = [
             "not json",
             "{}",
@@ -168,11 +143,13 @@ mod tests {
             r#"[{"user":"alice","decision":"approve","time":"yesterday"}]"#,
         ];
         for text in cases {
-            let err = Ledger::parse(Some(text)).unwrap_err();
+            let (ledger, unreadable) = Ledger::parse_lenient(Some(text));
+            assert!(ledger.records().is_empty(), "{text}");
+            assert_eq!(unreadable.len(), 1, "{text}: {unreadable:?}");
             assert!(
-                err.to_string()
-                    .contains("approval.tekton.dev/decisions is malformed"),
-                "{text}: {err}"
+                unreadable[0].starts_with("not a JSON array")
+                    || unreadable[0].starts_with("record 1 is malformed"),
+                "{text}: {unreadable:?}"
             );
         }
     }
@@ -193,7 +170,7 @@ mod tests {
             text,
             r#"[{"user":"carol","decision":"reject","time":"2026-11-22T10:00:00.250Z"}]"#
         );
-        assert_eq!(Ledger::parse(Some(&text)).unwrap(), ledger);
+        assert_eq!(Ledger::parse_lenient(Some(&text)), (ledger, vec![]));
     }
 
     #[test]
