@@ -21,7 +21,7 @@ use tracing::{debug, info, warn};
 use crate::api::CustomRun;
 use crate::api::watched::{Content, WatchedRun};
 use crate::approval::plan::{GateEvent, Severity, event_reason};
-use crate::approval::plan::{LedgerCleanup, Plan, has_ended, policy_to_look_up};
+use crate::approval::plan::{LedgerCleanup, Plan, policy_to_look_up};
 use crate::approval::{KIND, LEDGER_ANNOTATION, PolicyLookup, classify, plan};
 use crate::events::EventPublisher;
 use crate::keys::KeySource;
@@ -107,45 +107,46 @@ pub async fn reconcile_watched(run: Arc<WatchedRun>, ctx: Arc<Context>) -> Resul
     if !ctx.leader.is_leader() {
         return Ok(Action::await_change());
     }
-    match &run.content {
-        Content::Gate(gate) => reconcile(gate.clone(), ctx).await,
-        Content::Other => Ok(Action::await_change()),
-        Content::Unreadable(why) => {
-            let namespace = run.metadata.namespace.clone().unwrap_or_default();
-            let name = run.metadata.name.clone().unwrap_or_default();
-            warn!(%namespace, %name, %why, "gate cannot be read: left alone");
-            ctx.metrics.unverified("unreadable", 1);
-            let stub = CustomRun {
-                metadata: run.metadata.clone(),
-                spec: Default::default(),
-                status: None,
-            };
-            let event = GateEvent {
-                severity: Severity::Warning,
-                reason: event_reason::INVALID_APPROVAL,
-                message: format!(
-                    "this gate cannot be read as a CustomRun ({why}); the approval webhook \
-                     refuses such gates, so it was written around it: the controller leaves it \
-                     alone. Start a new PipelineRun"
-                ),
-            };
-            if let Err(e) = ctx.events.publish(&stub, &event, (ctx.clock)()).await {
-                warn!(%namespace, %name, error = %e, "publishing event failed");
-            }
-            Ok(Action::await_change())
-        }
+    let why = match &run.content {
+        Content::Gate(gate) => match gate.read() {
+            Ok(gate) => return reconcile(gate, ctx).await,
+            Err(e) => e.to_string(),
+        },
+        Content::Ended | Content::Other => return Ok(Action::await_change()),
+        Content::Unreadable(why) => why.clone(),
+    };
+    let namespace = run.metadata.namespace.clone().unwrap_or_default();
+    let name = run.metadata.name.clone().unwrap_or_default();
+    warn!(%namespace, %name, %why, "gate cannot be read: left alone");
+    ctx.metrics.unverified("unreadable", 1);
+    let stub = CustomRun {
+        metadata: run.metadata.clone(),
+        spec: Default::default(),
+        status: None,
+    };
+    let event = GateEvent {
+        severity: Severity::Warning,
+        reason: event_reason::INVALID_APPROVAL,
+        message: format!(
+            "this gate cannot be read as a CustomRun ({why}); the approval webhook \
+             refuses such gates, so it was written around it: the controller leaves it \
+             alone. Start a new PipelineRun"
+        ),
+    };
+    if let Err(e) = ctx.events.publish(&stub, &event, (ctx.clock)()).await {
+        warn!(%namespace, %name, error = %e, "publishing event failed");
     }
+    Ok(Action::await_change())
 }
 
 /// Reconciles one gate.
-pub async fn reconcile(run: Arc<CustomRun>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub async fn reconcile(run: CustomRun, ctx: Arc<Context>) -> Result<Action, Error> {
     if classify(&run.spec).is_none() {
         return Ok(Action::await_change());
     }
     let name = run.name_any();
     let namespace = run.namespace().unwrap_or_default();
     let api: Api<CustomRun> = Api::namespaced(ctx.client.clone(), &namespace);
-    // The cached object is shared with the store: copied only when a status is written.
     let mut run = run;
     for _ in 0..MAX_CONFLICTS {
         if !ctx.leader.is_leader() {
@@ -181,7 +182,7 @@ pub async fn reconcile(run: Arc<CustomRun>, ctx: Arc<Context>) -> Result<Action,
         }
         let unchanged = run.status.as_ref().is_some_and(|s| *s == plan.status);
         if !unchanged {
-            let mut desired = CustomRun::clone(&run);
+            let mut desired = run.clone();
             desired.status = Some(plan.status.clone());
             match api
                 .replace_status(&name, &PostParams::default(), &desired)
@@ -189,14 +190,14 @@ pub async fn reconcile(run: Arc<CustomRun>, ctx: Arc<Context>) -> Result<Action,
             {
                 Ok(written) => {
                     announce(&ctx, &written, &plan).await;
-                    run = Arc::new(written);
+                    run = written;
                 }
                 Err(kube::Error::Api(status)) if status.is_conflict() => {
                     debug!(%namespace, %name, "status conflict; planning again from the latest version");
-                    run = Arc::new(api.get(&name).await.map_err(|source| Error::Read {
+                    run = api.get(&name).await.map_err(|source| Error::Read {
                         what: format!("CustomRun {namespace}/{name}"),
                         source,
-                    })?);
+                    })?;
                     continue;
                 }
                 Err(kube::Error::Api(status)) if status.is_not_found() => {
@@ -324,8 +325,7 @@ pub fn count_waiting(stores: &[Store<WatchedRun>]) -> usize {
     stores
         .iter()
         .flat_map(|store| store.state())
-        .filter_map(|run| run.gate().cloned())
-        .filter(|run| classify(&run.spec).is_some() && !run.status.as_ref().is_some_and(has_ended))
+        .filter(|run| run.gate().is_some())
         .count()
 }
 

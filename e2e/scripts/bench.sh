@@ -75,11 +75,13 @@ start_system() {
 }
 stop_system() {
   case "$1" in
-    ours) "$SCRIPTS/approval.sh" stop ;;
+    ours) "$SCRIPTS/approval.sh" stop; "$SCRIPTS/approval.sh" stop controller-2 ;;
     mag) "$SCRIPTS/mag.sh" stop ;;
   esac
 }
-# system_args SYSTEM: sets `args`, how the driver finds, kills and restarts its processes
+# system_args SYSTEM: sets `args`, how the driver finds, kills and restarts its processes.
+# RSS counts one replica of each Deployment (ours runs a second webhook replica behind the
+# balancer, and a follower controller for the failover workload: reported on their own).
 system_args() {
   local run="$APPROVAL_STATE/run"
   case "$1" in
@@ -87,7 +89,9 @@ system_args() {
       args=(--pid "controller=$run/approval-controller.pid" --pid "webhook=$run/approval-webhook.pid"
         --ready-command "curl -fsS http://127.0.0.1:$CONTROLLER_PROBE_PORT/readyz"
         --kill-controller "$SCRIPTS/approval.sh kill controller"
-        --start-controller "$SCRIPTS/approval.sh start controller") ;;
+        --start-controller "$SCRIPTS/approval.sh start controller"
+        --start-follower "$SCRIPTS/approval.sh start controller-2"
+        --follower-pid "$run/approval-controller-2.pid") ;;
     mag)
       args=(--pid "controller=$run/mag-controller.pid" --pid "webhook=$run/mag-webhook.pid"
         --ready-command "$SCRIPTS/mag.sh ready controller"

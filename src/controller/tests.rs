@@ -121,7 +121,7 @@ async fn a_new_gate_gets_its_full_status_written_then_an_event() {
         respond(send, StatusCode::CREATED, event);
         assert!(handle.next_request().await.is_none(), "no further calls");
     });
-    let action = reconcile(Arc::new(gate(None)), ctx).await.unwrap();
+    let action = reconcile(gate(None), ctx).await.unwrap();
     assert_eq!(action, Action::requeue(Duration::from_secs(3600)));
     server.await.unwrap();
 }
@@ -132,7 +132,7 @@ async fn nothing_is_written_when_nothing_changed() {
     let run = gate(None);
     let planned = plan(&run, PolicyLookup::NotNeeded, &keys(), fixed_now()).unwrap();
     let settled = gate(Some(serde_json::to_value(&planned.status).unwrap()));
-    let action = reconcile(Arc::new(settled), ctx).await.unwrap();
+    let action = reconcile(settled, ctx).await.unwrap();
     assert_eq!(action, Action::requeue(Duration::from_secs(3600)));
     assert!(handle.next_request().await.is_none(), "no API call at all");
 }
@@ -142,7 +142,7 @@ async fn customruns_of_other_custom_tasks_are_never_touched() {
     let (ctx, mut handle) = context();
     let mut other = gate(None);
     other.spec.custom_ref.as_mut().unwrap().api_version = "example.dev/v1".into();
-    let action = reconcile(Arc::new(other), ctx).await.unwrap();
+    let action = reconcile(other, ctx).await.unwrap();
     assert_eq!(action, Action::await_change());
     assert!(handle.next_request().await.is_none());
 }
@@ -189,7 +189,7 @@ async fn a_conflict_is_retried_from_the_latest_version_never_lost() {
             ["AwaitingApproval", "DecisionRecorded", "Approved"]
         );
     });
-    let action = reconcile(Arc::new(gate(None)), ctx.clone()).await.unwrap();
+    let action = reconcile(gate(None), ctx.clone()).await.unwrap();
     assert_eq!(action, Action::await_change());
     assert!(
         ctx.metrics
@@ -255,7 +255,7 @@ async fn a_retry_clears_the_archived_records_with_a_guarded_patch() {
         );
         respond(send, StatusCode::OK, json!({}));
     });
-    reconcile(Arc::new(run), ctx).await.unwrap();
+    reconcile(run, ctx).await.unwrap();
     server.await.unwrap();
 }
 
@@ -271,9 +271,7 @@ async fn a_forbidden_write_is_a_permanent_error_with_a_category() {
             "reason": "Forbidden", "message": "customruns.tekton.dev is forbidden", "code": 403}),
         );
     });
-    let error = reconcile(Arc::new(gate(None)), ctx.clone())
-        .await
-        .unwrap_err();
+    let error = reconcile(gate(None), ctx.clone()).await.unwrap_err();
     server.await.unwrap();
     assert_eq!(error.category(), "forbidden");
     assert!(error.is_permanent());
@@ -321,7 +319,7 @@ async fn a_named_gate_looks_up_its_policy_once_then_freezes_it() {
         assert_eq!(event["type"], "Warning");
         respond(send, StatusCode::CREATED, event);
     });
-    reconcile(Arc::new(run), ctx).await.unwrap();
+    reconcile(run, ctx).await.unwrap();
     server.await.unwrap();
 }
 

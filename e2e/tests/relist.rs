@@ -1,0 +1,112 @@
+//! A forced relist: the controller is frozen (SIGSTOP) while approvers decide, etcd's
+//! history is compacted and kube-apiserver restarted, so that when the controller thaws
+//! (SIGCONT) its watch cannot resume where it stopped: the API server answers 410 Gone and
+//! the controller lists again. Every decision made meanwhile is applied, each exactly once.
+//! The only scenario of its binary: no other scenario may see the controller stop or the
+//! API server go away.
+
+use approval_e2e::*;
+use serde_json::json;
+
+/// (gate, minApprovals, decisions made while the controller is frozen, the outcome)
+const GATES: [(&str, &str, &[(&str, &str)], &str); 6] = [
+    (
+        "both-0",
+        "2",
+        &[("alice", "approve"), ("bob", "approve")],
+        "Approved",
+    ),
+    (
+        "both-1",
+        "2",
+        &[("bob", "approve"), ("alice", "approve")],
+        "Approved",
+    ),
+    ("one-0", "1", &[("alice", "approve")], "Approved"),
+    ("one-1", "1", &[("bob", "reject")], "Rejected"),
+    (
+        "veto-0",
+        "2",
+        &[("alice", "approve"), ("bob", "reject")],
+        "Rejected",
+    ),
+    ("half-0", "2", &[("alice", "approve")], "AwaitingApproval"),
+];
+
+fn state_file(path: &str) -> String {
+    let state = std::env::var("APPROVAL_STATE").expect("set by e2e.sh");
+    std::fs::read_to_string(format!("{state}/{path}")).unwrap()
+}
+
+#[tokio::test]
+async fn decisions_made_while_the_controller_was_frozen_past_a_compaction_apply_once() {
+    let s = scenario("relist").await;
+    for (name, min, _, _) in GATES {
+        s.start_gate(
+            name,
+            json!([{"name": "approvers", "value": ["alice", "bob"]},
+                   {"name": "minApprovals", "value": min}]),
+        )
+        .await;
+    }
+    let controller = state_file("run/approval-controller.pid").trim().to_string();
+    command_output("kill", &["-STOP", &controller])
+        .await
+        .unwrap();
+    for (name, _, decisions, _) in GATES {
+        for (user, verb) in decisions {
+            let client = s.as_user(user, &[]).await;
+            let key = format!("approval.tekton.dev/{verb}");
+            s.annotate(&client, &format!("{name}-approve"), &key, "while frozen")
+                .await
+                .unwrap_or_else(|e| panic!("{user} on {name}: {e}"));
+        }
+    }
+    s.script(&["compact-etcd.sh"]).await;
+    s.script(&["restart-apiserver.sh", "TERM"]).await;
+    let log_before = state_file("logs/approval-controller.log").len();
+    command_output("kill", &["-CONT", &controller])
+        .await
+        .unwrap();
+
+    for (name, _, decisions, outcome) in GATES {
+        let gate = format!("{name}-approve");
+        if outcome == "AwaitingApproval" {
+            s.wait_event(&gate, "DecisionRecorded").await;
+        } else {
+            s.wait_gate_reason(&gate, outcome).await;
+        }
+        let events = s.event_reason_names(&gate).await;
+        let count = |reason: &str| events.iter().filter(|r| *r == reason).count();
+        assert_eq!(
+            count("DecisionRecorded"),
+            decisions.len(),
+            "{gate}: each decision once: {events:?}"
+        );
+        let endings = count("Approved") + count("Rejected");
+        assert_eq!(
+            endings,
+            usize::from(outcome != "AwaitingApproval"),
+            "{gate}: {events:?}"
+        );
+    }
+    let gate = s.customruns().get("half-0-approve").await.unwrap();
+    assert_eq!(succeeded_reason(&gate), Some("AwaitingApproval"));
+    assert!(
+        condition(&gate).2.contains("1 of 2"),
+        "quorum progress after the relist: {:?}",
+        condition(&gate)
+    );
+
+    let log = state_file("logs/approval-controller.log");
+    let since = &log[log_before..];
+    assert!(
+        since.contains("too old resource version"),
+        "the watch was resumed without a 410 relist; the test proves nothing: {since}"
+    );
+    assert_eq!(
+        state_file("run/approval-controller.pid").trim(),
+        controller,
+        "the same controller process"
+    );
+}
