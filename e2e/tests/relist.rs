@@ -8,29 +8,51 @@
 use approval_e2e::*;
 use serde_json::json;
 
-/// (gate, minApprovals, decisions made while the controller is frozen, the outcome)
-const GATES: [(&str, &str, &[(&str, &str)], &str); 6] = [
-    (
+/// A gate of the scenario: its quorum, the decisions made while the controller is frozen
+/// (user, verb), and how it ends.
+struct Gate {
+    name: &'static str,
+    min_approvals: &'static str,
+    decisions: &'static [(&'static str, &'static str)],
+    outcome: &'static str,
+}
+
+const fn gate(
+    name: &'static str,
+    min_approvals: &'static str,
+    decisions: &'static [(&'static str, &'static str)],
+    outcome: &'static str,
+) -> Gate {
+    Gate {
+        name,
+        min_approvals,
+        decisions,
+        outcome,
+    }
+}
+
+const GATES: [Gate; 6] = [
+    gate(
         "both-0",
         "2",
         &[("alice", "approve"), ("bob", "approve")],
         "Approved",
     ),
-    (
+    gate(
         "both-1",
         "2",
         &[("bob", "approve"), ("alice", "approve")],
         "Approved",
     ),
-    ("one-0", "1", &[("alice", "approve")], "Approved"),
-    ("one-1", "1", &[("bob", "reject")], "Rejected"),
-    (
+    gate("one-0", "1", &[("alice", "approve")], "Approved"),
+    gate("one-1", "1", &[("bob", "reject")], "Rejected"),
+    gate(
         "veto-0",
         "2",
         &[("alice", "approve"), ("bob", "reject")],
         "Rejected",
     ),
-    ("half-0", "2", &[("alice", "approve")], "AwaitingApproval"),
+    gate("half-0", "2", &[("alice", "approve")], "AwaitingApproval"),
 ];
 
 fn state_file(path: &str) -> String {
@@ -41,11 +63,11 @@ fn state_file(path: &str) -> String {
 #[tokio::test]
 async fn decisions_made_while_the_controller_was_frozen_past_a_compaction_apply_once() {
     let s = scenario("relist").await;
-    for (name, min, _, _) in GATES {
+    for g in &GATES {
         s.start_gate(
-            name,
+            g.name,
             json!([{"name": "approvers", "value": ["alice", "bob"]},
-                   {"name": "minApprovals", "value": min}]),
+                   {"name": "minApprovals", "value": g.min_approvals}]),
         )
         .await;
     }
@@ -53,8 +75,11 @@ async fn decisions_made_while_the_controller_was_frozen_past_a_compaction_apply_
     command_output("kill", &["-STOP", &controller])
         .await
         .unwrap();
-    for (name, _, decisions, _) in GATES {
-        for (user, verb) in decisions {
+    for Gate {
+        name, decisions, ..
+    } in &GATES
+    {
+        for (user, verb) in decisions.iter() {
             let client = s.as_user(user, &[]).await;
             let key = format!("approval.tekton.dev/{verb}");
             s.annotate(&client, &format!("{name}-approve"), &key, "while frozen")
@@ -71,7 +96,13 @@ async fn decisions_made_while_the_controller_was_frozen_past_a_compaction_apply_
         .await
         .unwrap();
 
-    for (name, _, decisions, outcome) in GATES {
+    for &Gate {
+        name,
+        decisions,
+        outcome,
+        ..
+    } in &GATES
+    {
         let gate = format!("{name}-approve");
         // Events are published after the status write, in order: once the last is there,
         // so are the others.

@@ -293,8 +293,7 @@ mod tests {
 
     #[test]
     fn a_tekton_gate_compresses_to_a_fraction_of_its_json() {
-        let mut sample: Value =
-            serde_json::from_str(include_str!("gate-dictionary.json")).unwrap();
+        let mut sample: Value = serde_json::from_str(include_str!("gate-dictionary.json")).unwrap();
         // Another gate of another pipeline, with other names, UIDs, times and seals.
         sample["metadata"]["name"] = json!("deploy-x7k2p-approve");
         sample["metadata"]["uid"] = json!("5d2c0f4e-1b7a-4c39-9e8d-0f6a2b3c4d5e");
@@ -321,7 +320,10 @@ mod tests {
                                    "params": [{"name": "approvers", "value": ["ünïcödé"]}]}));
         value["metadata"]["annotations"] =
             json!({"approval.tekton.dev/decisions": "x".repeat(100_000)});
-        value["metadata"].as_object_mut().unwrap().remove("managedFields");
+        value["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("managedFields");
         let watched = WatchedRun::from_value(value.clone());
         let read = watched.gate().unwrap().read().unwrap();
         assert_eq!(serde_json::to_value(read).unwrap(), value);

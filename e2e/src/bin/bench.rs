@@ -715,8 +715,9 @@ impl Bench {
         })
     }
 
-    /// 6. failover: a follower replica is started and ready (its cache warm), the leader is
-    /// SIGKILLed, and a gate approved at once: until the follower has applied it.
+    /// Workload 6, failover: with a follower replica started and ready (its cache warm),
+    /// the leader is SIGKILLed and a gate approved at once, timed until the follower has
+    /// applied it.
     async fn failover(
         &mut self,
         gate: &str,
