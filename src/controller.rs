@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{
     Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
 };
@@ -26,8 +27,10 @@ use crate::approval::{KIND, LEDGER_ANNOTATION, PolicyLookup, classify, plan};
 use crate::events::EventPublisher;
 use crate::keys::KeySource;
 
+pub mod deadlines;
 pub mod leader;
 use crate::metrics::Metrics;
+use deadlines::Deadlines;
 use leader::Leader;
 
 /// How often a status write is re-planned after a conflict before the reconcile gives up
@@ -48,6 +51,8 @@ pub struct Context {
     pub keys: Arc<KeySource>,
     /// Whether this replica reconciles (only the leader does).
     pub leader: Leader,
+    /// When waiting gates are due again.
+    pub deadlines: Arc<Deadlines>,
 }
 
 /// Why a reconcile failed.
@@ -107,20 +112,23 @@ pub async fn reconcile_watched(run: Arc<WatchedRun>, ctx: Arc<Context>) -> Resul
     if !ctx.leader.is_leader() {
         return Ok(Action::await_change());
     }
-    let why = match &run.content {
+    let (why, uid) = match &run.content {
         Content::Gate(gate) => match gate.read() {
             Ok(gate) => return reconcile(gate, ctx).await,
-            Err(e) => e.to_string(),
+            Err(e) => (e, None),
         },
         Content::Ended | Content::Other => return Ok(Action::await_change()),
-        Content::Unreadable(why) => why.clone(),
+        Content::Unreadable { why, uid } => (why.clone(), uid.clone()),
     };
     let namespace = run.metadata.namespace.clone().unwrap_or_default();
     let name = run.metadata.name.clone().unwrap_or_default();
     warn!(%namespace, %name, %why, "gate cannot be read: left alone");
     ctx.metrics.unverified("unreadable", 1);
     let stub = CustomRun {
-        metadata: run.metadata.clone(),
+        metadata: ObjectMeta {
+            uid,
+            ..run.metadata.clone()
+        },
         spec: Default::default(),
         status: None,
     };
@@ -209,10 +217,11 @@ pub async fn reconcile(run: CustomRun, ctx: Arc<Context>) -> Result<Action, Erro
         if let Some(cleanup) = &plan.ledger_cleanup {
             clean_ledger(&api, &run, cleanup).await;
         }
-        return Ok(match plan.requeue_at {
-            Some(at) => Action::requeue((at - now).to_std().unwrap_or(Duration::ZERO)),
-            None => Action::await_change(),
-        });
+        let due = plan
+            .requeue_at
+            .map(|at| tokio::time::Instant::now() + (at - now).to_std().unwrap_or(Duration::ZERO));
+        ctx.deadlines.set(&namespace, &name, due);
+        return Ok(Action::await_change());
     }
     Err(Error::Conflicts(name))
 }
@@ -356,7 +365,11 @@ pub async fn run(
     };
     let mut controllers = Vec::new();
     let mut stores = Vec::new();
-    for api in apis {
+    // Due gates go to the controller of their namespace.
+    let mut routes = Vec::new();
+    for (api, namespace) in apis.into_iter().zip(namespaces(&scope)) {
+        let (due_tx, due_rx) = futures::channel::mpsc::unbounded();
+        routes.push((namespace, due_tx));
         let (reader, writer) = reflector::store();
         let watch_health = health.clone();
         let metrics = ctx.metrics.clone();
@@ -386,6 +399,7 @@ pub async fn run(
             )
             .graceful_shutdown_on(shutdown.clone())
             .reconcile_all_on(ctx.leader.gained())
+            .reconcile_on(due_rx)
             .run(reconcile_watched, error_policy, ctx.clone())
             .for_each(|result| async move {
                 if let Err(e) = result {
@@ -423,10 +437,29 @@ pub async fn run(
         }
         info!("stopping before the first list completed");
     };
+    let mut due = Box::pin(ctx.deadlines.clone().due());
+    let route_due = async move {
+        while let Some(gate) = due.next().await {
+            for (namespace, to) in &routes {
+                if namespace.is_none() || *namespace == gate.namespace {
+                    let _ = to.unbounded_send(gate.clone());
+                }
+            }
+        }
+    };
     tokio::select! {
         _ = futures::future::join_all(controllers) => {}
+        () = route_due => {}
         () = readiness => {}
         () = unsynced_shutdown => {}
+    }
+}
+
+/// The namespace of each watch of `scope`, in order (`None`: all of them).
+fn namespaces(scope: &Scope) -> Vec<Option<String>> {
+    match scope {
+        Scope::AllNamespaces => vec![None],
+        Scope::Namespaces(list) => list.iter().cloned().map(Some).collect(),
     }
 }
 

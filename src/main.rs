@@ -332,6 +332,7 @@ async fn main() -> anyhow::Result<()> {
             clock: chrono::Utc::now,
             keys: seal_keys().await?.clone(),
             leader,
+            deadlines: Default::default(),
         });
         let scope = if args.namespaces.is_empty() {
             Scope::AllNamespaces

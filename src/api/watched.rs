@@ -33,8 +33,9 @@ use crate::approval::plan::has_ended;
 /// One CustomRun as the watch keeps it.
 #[derive(Clone, Debug)]
 pub struct WatchedRun {
-    /// Its name, namespace, UID and resourceVersion: what the cache's key and an event's
-    /// reference need.
+    /// Its name, namespace and resourceVersion: what the cache's key and the watch need
+    /// (every string here is kept once more in the key, and again in each scheduled
+    /// requeue).
     pub metadata: ObjectMeta,
     /// What it is.
     pub content: Content,
@@ -48,8 +49,13 @@ pub enum Content {
     /// One of our gates that has ended (`Succeeded` is `True` or `False`).
     Ended,
     /// One of our gates (its custom task is of our group) that does not read as a
-    /// CustomRun: why.
-    Unreadable(String),
+    /// CustomRun.
+    Unreadable {
+        /// Why.
+        why: String,
+        /// Its UID, for the event that reports it (the cache's key has none).
+        uid: Option<String>,
+    },
     /// Another controller's run: none of our business.
     Other,
 }
@@ -107,6 +113,8 @@ impl WatchedRun {
             meta.remove("managedFields");
         }
         let metadata = key_metadata(&value);
+        let uid = value["metadata"]["uid"].as_str().map(ToString::to_string);
+        let unreadable = |why: String| Content::Unreadable { why, uid };
         let content = if !references_our_group(&value) {
             Content::Other
         } else {
@@ -115,9 +123,9 @@ impl WatchedRun {
                 Ok(run) if run.status.as_ref().is_some_and(has_ended) => Content::Ended,
                 Ok(run) => match CompactGate::new(&run) {
                     Ok(gate) => Content::Gate(gate),
-                    Err(e) => Content::Unreadable(e.to_string()),
+                    Err(e) => unreadable(e.to_string()),
                 },
-                Err(e) => Content::Unreadable(e.to_string()),
+                Err(e) => unreadable(e.to_string()),
             }
         };
         Self { metadata, content }
@@ -138,7 +146,6 @@ fn key_metadata(value: &Value) -> ObjectMeta {
     ObjectMeta {
         name: field("name"),
         namespace: field("namespace"),
-        uid: field("uid"),
         resource_version: field("resourceVersion"),
         ..Default::default()
     }
@@ -228,14 +235,15 @@ mod tests {
         ]))
         .unwrap();
         assert!(matches!(list[0].content, Content::Other));
-        let Content::Unreadable(why) = &list[1].content else {
+        let Content::Unreadable { why, uid } = &list[1].content else {
             panic!("{:?}", list[1])
         };
         assert!(why.contains("invalid value: integer `-1`"), "{why}");
+        assert_eq!(uid.as_deref(), Some("u"));
         assert_eq!(list[1].metadata.name.as_deref(), Some("r"));
         let gate = list[2].gate().expect("a gate").read().unwrap();
         assert_eq!(gate.spec.params.len(), 1);
-        assert_eq!(list[2].metadata.uid.as_deref(), Some("u"));
+        assert_eq!(gate.metadata.uid.as_deref(), Some("u"));
     }
 
     #[test]

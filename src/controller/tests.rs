@@ -31,8 +31,22 @@ fn context() -> (Arc<Context>, Handle) {
             keys(),
         ),
         leader: Leader::always(),
+        deadlines: Default::default(),
     };
     (Arc::new(ctx), handle)
+}
+
+/// The gate of [`gate`] is due again at its deadline, an hour after [`fixed_now`].
+fn assert_due_in_an_hour(ctx: &Context) {
+    let due = ctx
+        .deadlines
+        .due_at("ci", "release-approve")
+        .expect("a deadline");
+    let left = due - tokio::time::Instant::now();
+    assert!(
+        left <= Duration::from_secs(3600) && left > Duration::from_secs(3590),
+        "{left:?}"
+    );
 }
 
 fn gate(status: Option<Value>) -> CustomRun {
@@ -121,8 +135,10 @@ async fn a_new_gate_gets_its_full_status_written_then_an_event() {
         respond(send, StatusCode::CREATED, event);
         assert!(handle.next_request().await.is_none(), "no further calls");
     });
-    let action = reconcile(gate(None), ctx).await.unwrap();
-    assert_eq!(action, Action::requeue(Duration::from_secs(3600)));
+    let action = reconcile(gate(None), ctx.clone()).await.unwrap();
+    assert_eq!(action, Action::await_change());
+    assert_due_in_an_hour(&ctx);
+    drop(ctx); // the mock API server's handle ends with the last client
     server.await.unwrap();
 }
 
@@ -132,8 +148,10 @@ async fn nothing_is_written_when_nothing_changed() {
     let run = gate(None);
     let planned = plan(&run, PolicyLookup::NotNeeded, &keys(), fixed_now()).unwrap();
     let settled = gate(Some(serde_json::to_value(&planned.status).unwrap()));
-    let action = reconcile(settled, ctx).await.unwrap();
-    assert_eq!(action, Action::requeue(Duration::from_secs(3600)));
+    let action = reconcile(settled, ctx.clone()).await.unwrap();
+    assert_eq!(action, Action::await_change());
+    assert_due_in_an_hour(&ctx);
+    drop(ctx); // the mock API server's handle ends with the last client
     assert!(handle.next_request().await.is_none(), "no API call at all");
 }
 
