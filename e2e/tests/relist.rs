@@ -1,9 +1,9 @@
-//! A forced relist: the controller is frozen (SIGSTOP) while approvers decide, etcd's
-//! history is compacted and kube-apiserver restarted, so that when the controller thaws
-//! (SIGCONT) its watch cannot resume where it stopped: the API server answers 410 Gone and
-//! the controller lists again. Every decision made meanwhile is applied, each exactly once.
-//! The only scenario of its binary: no other scenario may see the controller stop or the
-//! API server go away.
+//! A forced relist: the controller is frozen (SIGSTOP); kube-apiserver is restarted, so the
+//! frozen controller's watch connection is gone; approvers decide; etcd's history is
+//! compacted. When the controller thaws (SIGCONT) its watch cannot resume where it stopped:
+//! the API server answers 410 Gone, the controller lists again, and applies every decision
+//! made meanwhile, each exactly once. The only scenario of its binary: no other scenario may
+//! see the controller stop or the API server go away.
 
 use approval_e2e::*;
 use serde_json::json;
@@ -75,6 +75,10 @@ async fn decisions_made_while_the_controller_was_frozen_past_a_compaction_apply_
     command_output("kill", &["-STOP", &controller])
         .await
         .unwrap();
+    // SIGKILL: on SIGTERM the API server spends a minute trying to end the frozen
+    // controller's watch cleanly (the SIGTERM case is the apiserver_restart scenario's).
+    // Restarted before the decisions, it cannot have sent them down the old watch.
+    s.script(&["restart-apiserver.sh", "KILL"]).await;
     for Gate {
         name, decisions, ..
     } in &GATES
@@ -88,9 +92,6 @@ async fn decisions_made_while_the_controller_was_frozen_past_a_compaction_apply_
         }
     }
     s.script(&["compact-etcd.sh"]).await;
-    // SIGKILL: on SIGTERM the API server spends a minute trying to end the frozen
-    // controller's watch cleanly (the SIGTERM case is the apiserver_restart scenario's).
-    s.script(&["restart-apiserver.sh", "KILL"]).await;
     let log_before = state_file("logs/approval-controller.log").len();
     command_output("kill", &["-CONT", &controller])
         .await
@@ -135,10 +136,22 @@ async fn decisions_made_while_the_controller_was_frozen_past_a_compaction_apply_
     );
 
     let log = state_file("logs/approval-controller.log");
-    let since = &log[log_before..];
+    let since: Vec<&str> = log[log_before..].lines().collect();
+    let relisted = since
+        .iter()
+        .position(|l| l.contains("watch failed") && l.contains("Expired"))
+        .unwrap_or_else(|| {
+            panic!(
+                "the watch resumed without a 410 relist; the scenario proves nothing: {since:#?}"
+            )
+        });
+    let first_ending = since
+        .iter()
+        .position(|l| l.contains(&s.namespace) && l.contains("gate attempt ended"))
+        .expect("gates ended");
     assert!(
-        since.contains("too old resource version"),
-        "the watch was resumed without a 410 relist; the test proves nothing: {since}"
+        relisted < first_ending,
+        "a gate ended before the relist, so it learned of a decision another way: {since:#?}"
     );
     assert_eq!(
         state_file("run/approval-controller.pid").trim(),

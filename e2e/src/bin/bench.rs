@@ -1163,8 +1163,8 @@ mod tests {
         assert!(!cpu.met(0.5));
         assert!(cpu.met(0.49));
         let rss = TARGETS.iter().find(|t| t.text.starts_with("RSS")).unwrap();
-        assert!(rss.met(64.0));
-        assert!(!rss.met(64.1));
+        assert!(rss.met(40.0));
+        assert!(!rss.met(40.1));
     }
 
     #[test]
