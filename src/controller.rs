@@ -1,6 +1,7 @@
 //! The reconciler: watches CustomRuns, asks the pure core for a plan, and applies it (one
 //! status write, its events, a ledger clean-up after a retry). It keeps no state of its own:
-//! everything it needs is in the CustomRun, so a restart loses nothing.
+//! everything it needs is in the CustomRun, so a restart loses nothing (the deadlines it
+//! remembers are planned again from the CustomRuns when it starts or takes the Lease).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -148,14 +149,13 @@ pub async fn reconcile_watched(run: Arc<WatchedRun>, ctx: Arc<Context>) -> Resul
 }
 
 /// Reconciles one gate.
-pub async fn reconcile(run: CustomRun, ctx: Arc<Context>) -> Result<Action, Error> {
+pub async fn reconcile(mut run: CustomRun, ctx: Arc<Context>) -> Result<Action, Error> {
     if classify(&run.spec).is_none() {
         return Ok(Action::await_change());
     }
     let name = run.name_any();
     let namespace = run.namespace().unwrap_or_default();
     let api: Api<CustomRun> = Api::namespaced(ctx.client.clone(), &namespace);
-    let mut run = run;
     for _ in 0..MAX_CONFLICTS {
         if !ctx.leader.is_leader() {
             return Ok(Action::await_change());
