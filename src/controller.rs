@@ -356,18 +356,20 @@ pub async fn run(
     stores_out: Arc<std::sync::Mutex<Vec<Store<WatchedRun>>>>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + Clone + 'static,
 ) {
-    let apis: Vec<Api<WatchedRun>> = match &scope {
-        Scope::AllNamespaces => vec![Api::all(ctx.client.clone())],
-        Scope::Namespaces(list) => list
-            .iter()
-            .map(|ns| Api::namespaced(ctx.client.clone(), ns))
-            .collect(),
+    // One watch per namespace, or one for all (`None`).
+    let namespaces: Vec<Option<String>> = match &scope {
+        Scope::AllNamespaces => vec![None],
+        Scope::Namespaces(list) => list.iter().cloned().map(Some).collect(),
     };
     let mut controllers = Vec::new();
     let mut stores = Vec::new();
     // Due gates go to the controller of their namespace.
     let mut routes = Vec::new();
-    for (api, namespace) in apis.into_iter().zip(namespaces(&scope)) {
+    for namespace in namespaces {
+        let api: Api<WatchedRun> = match &namespace {
+            None => Api::all(ctx.client.clone()),
+            Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+        };
         let (due_tx, due_rx) = futures::channel::mpsc::unbounded();
         routes.push((namespace, due_tx));
         let (reader, writer) = reflector::store();
@@ -452,14 +454,6 @@ pub async fn run(
         () = route_due => {}
         () = readiness => {}
         () = unsynced_shutdown => {}
-    }
-}
-
-/// The namespace of each watch of `scope`, in order (`None`: all of them).
-fn namespaces(scope: &Scope) -> Vec<Option<String>> {
-    match scope {
-        Scope::AllNamespaces => vec![None],
-        Scope::Namespaces(list) => list.iter().cloned().map(Some).collect(),
     }
 }
 

@@ -43,14 +43,9 @@ impl Deadlines {
         self.index().by_gate.get(&key(namespace, name)).copied()
     }
 
-    /// How many gates have a deadline.
-    pub fn len(&self) -> usize {
-        self.index().by_gate.len()
-    }
-
     /// Whether no gate has a deadline.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.index().by_gate.is_empty()
     }
 
     /// The gates as they fall due, each once per deadline set; never ends.

@@ -377,6 +377,10 @@ async fn a_gate_that_cannot_be_read_is_reported_and_left_alone() {
         let event = body_json(request).await;
         assert_eq!(event["reason"], "InvalidApproval");
         assert_eq!(event["type"], "Warning");
+        assert_eq!(
+            event["regarding"]["uid"], "u-1",
+            "the cache's key has no UID"
+        );
         assert!(
             event["note"].as_str().unwrap().starts_with(
                 "this gate cannot be read as a CustomRun (invalid value: integer `-1`"
