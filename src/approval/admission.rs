@@ -504,6 +504,8 @@ impl Admission {
             decision,
             comment,
             time: now,
+            effective_at: None,
+            inputs: Default::default(),
             seal: String::new(),
         };
         record.seal = keys.seal(&record_message(gate, &record));

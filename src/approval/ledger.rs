@@ -1,6 +1,8 @@
 //! The ledger: the `approval.tekton.dev/decisions` annotation, a JSON array of decision
 //! records appended by the admission webhook. It is the only input the controller trusts.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -39,6 +41,16 @@ pub struct Record {
     pub comment: String,
     /// When the webhook admitted the decision.
     pub time: DateTime<Utc>,
+    /// An approval the approver deferred: it takes effect at this time, not before.
+    #[serde(
+        default,
+        rename = "effectiveAt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub effective_at: Option<DateTime<Utc>>,
+    /// The values an approval gave for the gate's inputs (see [`super::inputs`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub inputs: BTreeMap<String, String>,
     /// The webhook's seal over the record and its gate (see [`super::seal`]): a record
     /// without a valid one was not written by the webhook and never counts.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -163,6 +175,8 @@ mod tests {
             decision: Decision::Reject,
             comment: String::new(),
             time: "2026-11-22T10:00:00.250Z".parse().unwrap(),
+            effective_at: None,
+            inputs: Default::default(),
             seal: String::new(),
         });
         let text = ledger.to_annotation();

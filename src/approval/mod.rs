@@ -4,6 +4,7 @@
 pub mod admission;
 pub mod eligibility;
 pub mod gate;
+pub mod inputs;
 pub mod ledger;
 pub mod outcome;
 pub mod params;
@@ -12,6 +13,7 @@ pub mod policy;
 pub mod requester;
 pub mod seal;
 pub mod tighten;
+pub mod window;
 
 /// Our API group.
 pub const GROUP: &str = "approval.tekton.dev";

@@ -1,6 +1,12 @@
 //! Evaluating an attempt's ledger against its frozen policy and deadline: the gate ends at
 //! the first record after which it is approved (quorum) or rejected (any veto), or at the
 //! deadline. Records after the end are ignored.
+//!
+//! Records count when they take effect, not when they were admitted: an approval the
+//! approver deferred (`effectiveAt`), or one given while the policy's approval window is
+//! closed, takes effect later; a rejection always at once. An approval that has not taken
+//! effect yet is replaced by its user's next decision, so an approver can bring it forward,
+//! move it, or turn it into a rejection.
 
 use chrono::{DateTime, Utc};
 
@@ -42,8 +48,32 @@ pub struct Tally {
     pub approved_by: Vec<String>,
     /// Users whose latest counted decision is reject.
     pub rejected_by: Vec<String>,
-    /// Eligible records up to the end (or all of them while waiting), in order.
+    /// Eligible records in effect up to the end (or all of them while waiting), in the
+    /// order they took effect.
     pub counted: Vec<Record>,
+    /// While waiting: approvals recorded but not in effect yet, with when they take effect
+    /// (`None`: the approval window does not open within the horizon), soonest first.
+    pub pending: Vec<Held>,
+    /// Approvals whose effect was held back from their admission (deferred, or outside the
+    /// window), admitted up to the end, in the order they were admitted: each is announced
+    /// once.
+    pub held: Vec<Held>,
+}
+
+/// An approval that did not take effect when it was admitted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Held {
+    /// The record.
+    pub record: Record,
+    /// When it takes effect; `None` when the approval window does not open in time.
+    pub at: Option<DateTime<Utc>>,
+}
+
+impl Held {
+    /// Whether the approval window (not the approver) held it back.
+    pub fn by_window(&self) -> bool {
+        self.at != Some(requested(&self.record))
+    }
 }
 
 impl Tally {
@@ -62,7 +92,28 @@ impl Tally {
     }
 }
 
-/// Reads an attempt's records in order. `deadline` is `None` for gates without one.
+/// When a record asks to take effect: its admission, or later if the approver deferred it.
+fn requested(record: &Record) -> DateTime<Utc> {
+    match record.decision {
+        Decision::Approve => record
+            .effective_at
+            .map_or(record.time, |at| at.max(record.time)),
+        Decision::Reject => record.time,
+    }
+}
+
+/// When a record takes effect under `policy`: rejections at once, approvals when asked and
+/// the approval window is open. `None`: not within the window's horizon.
+pub fn takes_effect(policy: &Policy, record: &Record) -> Option<DateTime<Utc>> {
+    let asked = requested(record);
+    match (&policy.approval_window, record.decision) {
+        (Some(window), Decision::Approve) => window.next_open(asked),
+        _ => Some(asked),
+    }
+}
+
+/// Reads an attempt's records (in the order they were admitted). `deadline` is `None` for
+/// gates without one.
 pub fn evaluate(
     policy: &Policy,
     records: &[Record],
@@ -74,21 +125,55 @@ pub fn evaluate(
         approved_by: Vec::new(),
         rejected_by: Vec::new(),
         counted: Vec::new(),
+        pending: Vec::new(),
+        held: Vec::new(),
     };
-    for record in records {
-        if deadline.is_some_and(|d| record.time > d) {
-            break;
-        }
-        // The webhook admits only eligible users; checking again means a record that got
-        // in some other way still cannot count.
-        if !policy.approvers.admits(&record.user, &record.groups) {
-            continue;
-        }
-        if record.decision == Decision::Approve && policy.self_approval_bar(&record.user).is_some()
-        {
-            continue;
-        }
-        tally.counted.push(record.clone());
+    // The webhook admits only eligible users; checking again means a record that got in
+    // some other way still cannot count.
+    let eligible: Vec<(&Record, Option<DateTime<Utc>>)> = records
+        .iter()
+        .filter(|r| policy.approvers.admits(&r.user, &r.groups))
+        .filter(|r| r.decision == Decision::Reject || policy.self_approval_bar(&r.user).is_none())
+        .map(|r| (r, takes_effect(policy, r)))
+        .collect();
+    let held: Vec<Held> = eligible
+        .iter()
+        .filter(|(r, at)| *at != Some(r.time))
+        .map(|(r, at)| Held {
+            record: (*r).clone(),
+            at: *at,
+        })
+        .collect();
+    let mut in_order: Vec<(&Record, Option<DateTime<Utc>>)> = eligible
+        .iter()
+        .enumerate()
+        .filter(|(i, (record, at))| {
+            // A later decision of the same user, admitted before this one took effect,
+            // replaces it.
+            !eligible[i + 1..]
+                .iter()
+                .any(|(later, _)| later.user == record.user && at.is_none_or(|at| later.time < at))
+        })
+        .map(|(_, entry)| *entry)
+        .collect();
+    // Stable: records taking effect at the same time keep their admission order.
+    in_order.sort_by_key(|(_, at)| at.unwrap_or(DateTime::<Utc>::MAX_UTC));
+    let mut end = None;
+    for (position, (record, at)) in in_order.iter().enumerate() {
+        let at = match at {
+            Some(at) if *at <= now && deadline.is_none_or(|d| *at <= d) => *at,
+            _ => {
+                tally.pending = in_order[position..]
+                    .iter()
+                    .map(|(record, at)| Held {
+                        record: (*record).clone(),
+                        at: *at,
+                    })
+                    .collect();
+                break;
+            }
+        };
+        tally.counted.push((*record).clone());
         // A user's latest record replaces their earlier one: one user, one vote.
         tally.approved_by.retain(|u| u != &record.user);
         tally.rejected_by.retain(|u| u != &record.user);
@@ -100,18 +185,30 @@ pub fn evaluate(
             tally.outcome = Outcome::Rejected {
                 by: record.user.clone(),
                 comment: record.comment.clone(),
-                at: record.time,
+                at,
             };
-            return tally;
+            end = Some(at);
+            break;
         }
         if tally.received() >= policy.min_approvals {
-            tally.outcome = Outcome::Approved { at: record.time };
-            return tally;
+            tally.outcome = Outcome::Approved { at };
+            end = Some(at);
+            break;
         }
     }
-    if let Some(deadline) = deadline.filter(|d| now >= *d) {
+    if end.is_none()
+        && let Some(deadline) = deadline.filter(|d| now >= *d)
+    {
         tally.outcome = Outcome::TimedOut { at: deadline };
+        end = Some(deadline);
     }
+    if end.is_some() {
+        tally.pending.clear();
+    }
+    tally.held = held
+        .into_iter()
+        .filter(|h| end.is_none_or(|end| h.record.time <= end))
+        .collect();
     tally
 }
 
@@ -136,6 +233,8 @@ mod tests {
             policy: None,
             allow_self_approval: true,
             requested_by: None,
+            approval_window: None,
+            inputs: Vec::new(),
         }
     }
 
@@ -146,6 +245,8 @@ mod tests {
             decision,
             comment: String::new(),
             time: time(minute),
+            effective_at: None,
+            inputs: Default::default(),
             seal: String::new(),
         }
     }
@@ -345,5 +446,150 @@ mod tests {
             evaluate(&forbidding, &records, None, time(2)).outcome,
             Outcome::Waiting
         );
+    }
+
+    fn deferred(user: &str, minute: u32, until: u32) -> Record {
+        let mut record = record(user, &[], Approve, minute);
+        record.effective_at = Some(time(until));
+        record
+    }
+
+    #[test]
+    fn a_deferred_approval_counts_from_its_time_on() {
+        let records = [deferred("alice", 1, 30)];
+        let waiting = evaluate(&policy(&["alice"], 1), &records, None, time(29));
+        assert_eq!(waiting.outcome, Outcome::Waiting);
+        assert_eq!(waiting.received(), 0);
+        assert_eq!(waiting.pending.len(), 1);
+        assert_eq!(waiting.pending[0].at, Some(time(30)));
+        assert_eq!(waiting.held, waiting.pending);
+        let approved = evaluate(&policy(&["alice"], 1), &records, None, time(30));
+        assert_eq!(approved.outcome, Outcome::Approved { at: time(30) });
+        assert!(approved.pending.is_empty());
+        assert_eq!(approved.held.len(), 1, "still announced as held back");
+    }
+
+    #[test]
+    fn a_rejection_before_a_deferred_approval_takes_effect_wins() {
+        let records = [deferred("alice", 1, 30), record("bob", &[], Reject, 10)];
+        let tally = evaluate(&policy(&["alice", "bob"], 1), &records, None, time(40));
+        assert!(
+            matches!(tally.outcome, Outcome::Rejected { ref by, at, .. } if by == "bob" && at == time(10))
+        );
+        // The approver's own rejection replaces their deferred approval.
+        let records = [deferred("alice", 1, 30), record("alice", &[], Reject, 10)];
+        let tally = evaluate(&policy(&["alice"], 1), &records, None, time(40));
+        assert!(matches!(tally.outcome, Outcome::Rejected { ref by, .. } if by == "alice"));
+        // A rejection after it took effect comes too late.
+        let records = [deferred("alice", 1, 30), record("bob", &[], Reject, 31)];
+        let tally = evaluate(&policy(&["alice", "bob"], 1), &records, None, time(40));
+        assert_eq!(tally.outcome, Outcome::Approved { at: time(30) });
+    }
+
+    #[test]
+    fn a_later_decision_of_the_approver_replaces_a_deferred_approval() {
+        // Brought forward.
+        let records = [deferred("alice", 1, 30), record("alice", &[], Approve, 5)];
+        let tally = evaluate(&policy(&["alice"], 1), &records, None, time(6));
+        assert_eq!(tally.outcome, Outcome::Approved { at: time(5) });
+        // Moved later.
+        let records = [deferred("alice", 1, 30), deferred("alice", 5, 45)];
+        let tally = evaluate(&policy(&["alice"], 1), &records, None, time(40));
+        assert_eq!(tally.outcome, Outcome::Waiting);
+        assert_eq!(tally.pending.len(), 1);
+        assert_eq!(tally.pending[0].at, Some(time(45)));
+        assert_eq!(tally.held.len(), 2);
+    }
+
+    #[test]
+    fn a_deferred_approval_counts_from_its_time_in_a_quorum() {
+        let records = [deferred("alice", 1, 30), record("bob", &[], Approve, 10)];
+        let half = evaluate(&policy(&["alice", "bob"], 2), &records, None, time(20));
+        assert_eq!(half.outcome, Outcome::Waiting);
+        assert_eq!(half.approved_by, ["bob"]);
+        let tally = evaluate(&policy(&["alice", "bob"], 2), &records, None, time(30));
+        assert_eq!(tally.outcome, Outcome::Approved { at: time(30) });
+        assert_eq!(
+            tally.approved_by,
+            ["bob", "alice"],
+            "in the order they took effect"
+        );
+    }
+
+    #[test]
+    fn a_deferred_approval_after_the_deadline_never_counts() {
+        let records = [deferred("alice", 1, 45)];
+        let tally = evaluate(&policy(&["alice"], 1), &records, Some(time(40)), time(40));
+        assert_eq!(tally.outcome, Outcome::TimedOut { at: time(40) });
+        assert!(tally.pending.is_empty());
+    }
+
+    #[test]
+    fn a_time_already_past_is_no_deferral() {
+        let records = [deferred("alice", 10, 5)];
+        let tally = evaluate(&policy(&["alice"], 1), &records, None, time(10));
+        assert_eq!(tally.outcome, Outcome::Approved { at: time(10) });
+        assert!(tally.held.is_empty());
+    }
+
+    fn windowed(approvers: &[&str], min_approvals: u32, hours: &str) -> Policy {
+        let mut policy = policy(approvers, min_approvals);
+        policy.approval_window = Some(
+            serde_json::from_value(serde_json::json!({"timeZone": "UTC", "hours": hours})).unwrap(),
+        );
+        policy
+    }
+
+    #[test]
+    fn an_approval_outside_the_window_takes_effect_when_it_opens() {
+        let policy = windowed(&["alice", "bob"], 1, "10:20-17:00");
+        let records = [record("alice", &[], Approve, 1)];
+        let waiting = evaluate(&policy, &records, None, time(19));
+        assert_eq!(waiting.outcome, Outcome::Waiting);
+        assert_eq!(waiting.pending[0].at, Some(time(20)));
+        assert!(waiting.pending[0].by_window());
+        assert_eq!(
+            evaluate(&policy, &records, None, time(20)).outcome,
+            Outcome::Approved { at: time(20) }
+        );
+        // A deferral into the closed window waits for both.
+        let records = [deferred("alice", 1, 5)];
+        let tally = evaluate(&policy, &records, None, time(6));
+        assert_eq!(tally.pending[0].at, Some(time(20)));
+        // Inside the window an approval counts at once.
+        let records = [record("alice", &[], Approve, 25)];
+        let tally = evaluate(&policy, &records, None, time(26));
+        assert_eq!(tally.outcome, Outcome::Approved { at: time(25) });
+        assert!(tally.held.is_empty());
+    }
+
+    #[test]
+    fn a_rejection_outside_the_window_takes_effect_at_once() {
+        let policy = windowed(&["alice", "bob"], 1, "10:20-17:00");
+        let records = [
+            record("alice", &[], Approve, 1),
+            record("bob", &[], Reject, 2),
+        ];
+        let tally = evaluate(&policy, &records, None, time(3));
+        assert!(
+            matches!(tally.outcome, Outcome::Rejected { ref by, at, .. } if by == "bob" && at == time(2))
+        );
+        assert!(tally.pending.is_empty());
+        assert_eq!(
+            tally.held.len(),
+            1,
+            "alice's held approval was admitted before the end"
+        );
+    }
+
+    #[test]
+    fn records_admitted_after_the_end_are_not_announced_as_held() {
+        let policy = windowed(&["alice", "bob"], 1, "10:20-17:00");
+        let records = [
+            record("bob", &[], Reject, 2),
+            record("alice", &[], Approve, 3),
+        ];
+        let tally = evaluate(&policy, &records, None, time(4));
+        assert!(tally.held.is_empty());
     }
 }

@@ -7,19 +7,22 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::eligibility::{Approver, Approvers};
+use super::inputs::{self, Input};
 use super::policy::{DEFAULT_TIMEOUT, OnReject, OnTimeout, Policy};
 use super::tighten;
+use super::window::Window;
 use crate::api::time::parse_go_duration;
 use crate::api::{Param, ParamValue};
 
 /// The settings a pipeline author can write, with their migration aliases.
-const SETTINGS: [(&str, Setting); 6] = [
+const SETTINGS: [(&str, Setting); 7] = [
     ("approvers", Setting::Approvers),
     ("minApprovals", Setting::MinApprovals),
     ("message", Setting::Message),
     ("onTimeout", Setting::OnTimeout),
     ("onReject", Setting::OnReject),
     ("allowSelfApproval", Setting::AllowSelfApproval),
+    ("inputs", Setting::Inputs),
 ];
 /// Names OpenShift's manual-approval-gate uses for the same settings.
 const ALIASES: [(&str, Setting); 2] = [
@@ -27,7 +30,7 @@ const ALIASES: [(&str, Setting); 2] = [
     ("description", Setting::Message),
 ];
 /// Fields only a spec (embedded or an `Approval` object) has.
-const SPEC_ONLY: [&str; 1] = ["timeout"];
+const SPEC_ONLY: [&str; 2] = ["timeout", "approvalWindow"];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Setting {
@@ -37,6 +40,7 @@ enum Setting {
     OnTimeout,
     OnReject,
     AllowSelfApproval,
+    Inputs,
 }
 
 impl Setting {
@@ -161,6 +165,18 @@ pub enum Problem {
     /// A spec `timeout` that is not a duration.
     #[error("`timeout`: {0}")]
     InvalidTimeout(String),
+    /// An `approvalWindow` that cannot be read.
+    #[error("`approvalWindow`: {0}")]
+    InvalidWindow(String),
+    /// `inputs` that cannot be read or are inconsistent.
+    #[error("`inputs`: {0}")]
+    InvalidInputs(String),
+    /// Params of a named policy gate declaring inputs the policy already declares.
+    #[error(
+        "param `inputs` cannot replace the inputs Approval policy `{0}` asks for: remove the \
+         param (its owners decide what approvers give)"
+    )]
+    InputsSetByPolicy(String),
     /// `spec.timeout` of the CustomRun is not a duration.
     #[error("the CustomRun's spec.timeout `{0}` is not a duration")]
     InvalidRunTimeout(String),
@@ -204,6 +220,8 @@ pub struct Settings {
     on_reject: Option<OnReject>,
     timeout: Option<Duration>,
     allow_self_approval: Option<bool>,
+    approval_window: Option<Window>,
+    inputs: Option<Vec<Input>>,
 }
 
 /// A value from a param (strings and arrays) or a spec field (any JSON).
@@ -301,6 +319,8 @@ impl Settings {
             on_reject: one_of!(on_reject, "onReject"),
             timeout: one_of!(timeout, "timeout"),
             allow_self_approval: one_of!(allow_self_approval, "allowSelfApproval"),
+            approval_window: one_of!(approval_window, "approvalWindow"),
+            inputs: one_of!(inputs, "inputs"),
         };
         (merged, problems)
     }
@@ -338,6 +358,15 @@ impl Settings {
             on_reject,
             timeout: policy.timeout,
             allow_self_approval: policy.allow_self_approval,
+            // The window is the policy's: params cannot name one (it is a spec field).
+            approval_window: policy.approval_window,
+            inputs: match (policy.inputs, self.inputs) {
+                (Some(_), Some(_)) => {
+                    problems.push(Problem::InputsSetByPolicy(policy_name.to_string()));
+                    None
+                }
+                (policy_inputs, param_inputs) => policy_inputs.or(param_inputs),
+            },
         };
         (merged, problems)
     }
@@ -383,6 +412,8 @@ impl Settings {
             allow_self_approval: self.allow_self_approval.unwrap_or(policy_name.is_none()),
             policy: policy_name.map(str::to_string),
             requested_by: None,
+            approval_window: self.approval_window,
+            inputs: self.inputs.unwrap_or_default(),
         })
     }
 }
@@ -411,7 +442,10 @@ impl Reader {
 
     fn read(&mut self, name: &str, raw: Raw<'_>) {
         if self.place == "spec field" && SPEC_ONLY.contains(&name) {
-            self.read_timeout(raw);
+            match name {
+                "timeout" => self.read_timeout(raw),
+                _ => self.read_window(raw),
+            }
             return;
         }
         let Some(setting) = lookup(name) else {
@@ -432,6 +466,16 @@ impl Reader {
         self.seen.push((setting, name.to_string()));
         if let Err(problem) = self.apply(setting, name, &raw) {
             self.problems.push(problem);
+        }
+    }
+
+    fn read_window(&mut self, raw: Raw<'_>) {
+        let Raw::Json(value) = raw else {
+            return;
+        };
+        match serde_json::from_value::<Window>(value.clone()) {
+            Ok(window) => self.settings.approval_window = Some(window),
+            Err(e) => self.problems.push(Problem::InvalidWindow(e.to_string())),
         }
     }
 
@@ -477,6 +521,7 @@ impl Reader {
                     },
                 });
             }
+            Setting::Inputs => settings.inputs = Some(read_inputs(raw)?),
             Setting::OnReject => {
                 let allowed = "fail, continue";
                 settings.on_reject = Some(match choice(name, raw)? {
@@ -551,6 +596,31 @@ fn read_approvers(raw: &Raw<'_>) -> Result<Approvers, Problem> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Approvers::new(approvers))
+}
+
+/// A list in a spec; in a param, a string holding a YAML (or JSON) list.
+fn read_inputs(raw: &Raw<'_>) -> Result<Vec<Input>, Problem> {
+    let inputs: Vec<Input> = match raw {
+        Raw::Json(value @ Value::Array(_)) => serde_json::from_value((*value).clone())
+            .map_err(|e| Problem::InvalidInputs(e.to_string()))?,
+        Raw::Param(ParamValue::String(text)) => serde_saphyr::from_str(text).map_err(|e| {
+            let e = e.to_string();
+            Problem::InvalidInputs(format!(
+                "the param must hold a YAML list of {{name, description, choices, default, \
+                 required, pattern}} ({})",
+                e.lines().next().unwrap_or_default()
+            ))
+        })?,
+        _ => {
+            return Err(wrong_type(
+                "inputs",
+                "a list (a YAML string in a param)",
+                raw,
+            ));
+        }
+    };
+    inputs::validate(&inputs).map_err(Problem::InvalidInputs)?;
+    Ok(inputs)
 }
 
 fn read_min_approvals(name: &str, raw: &Raw<'_>) -> Result<u32, Problem> {

@@ -7,6 +7,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::eligibility::Approvers;
+use super::inputs::Input;
+use super::window::Window;
 use crate::api::time::{format_go_duration, parse_go_duration};
 
 /// Tekton's default when a run has no timeout: one hour.
@@ -67,6 +69,12 @@ pub struct Policy {
     /// frozen when the gate starts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requested_by: Option<String>,
+    /// When approvals take effect (see [`super::window`]); always, when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_window: Option<Window>,
+    /// What an approver gives with an approval (see [`super::inputs`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<Input>,
 }
 
 fn allowed() -> bool {
@@ -138,6 +146,8 @@ mod tests {
             policy: None,
             allow_self_approval: false,
             requested_by: Some("dave".into()),
+            approval_window: None,
+            inputs: Vec::new(),
         };
         let frozen = serde_json::to_value(&policy).unwrap();
         assert_eq!(

@@ -192,20 +192,29 @@ pub struct Gate<'a> {
 
 /// The content of a ledger record's seal: the record (all but the seal) and its gate.
 pub fn record_message(gate: Gate<'_>, record: &Record) -> Message {
-    Message::of(
-        "record",
-        json!({
-            "uid": gate.uid,
-            "namespace": gate.namespace,
-            "name": gate.name,
-            "user": record.user,
-            "groups": record.groups,
-            "decision": record.decision,
-            "comment": record.comment,
-            // Milliseconds, as the webhook records them: the form that round-trips.
-            "time": record.time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        }),
-    )
+    let millis = |t: chrono::DateTime<chrono::Utc>| {
+        // Milliseconds, as the webhook records them: the form that round-trips.
+        t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    };
+    let mut content = json!({
+        "uid": gate.uid,
+        "namespace": gate.namespace,
+        "name": gate.name,
+        "user": record.user,
+        "groups": record.groups,
+        "decision": record.decision,
+        "comment": record.comment,
+        "time": millis(record.time),
+    });
+    // Fields added later are sealed only when a record has them, so that the seals of
+    // records written before they existed stay valid.
+    if let Some(at) = record.effective_at {
+        content["effectiveAt"] = json!(millis(at));
+    }
+    if !record.inputs.is_empty() {
+        content["inputs"] = json!(record.inputs);
+    }
+    Message::of("record", content)
 }
 
 /// How an object was named when it was created: its UID does not exist yet when a mutating
@@ -399,6 +408,8 @@ mod tests {
             decision,
             comment: "ship it".into(),
             time: "2026-11-22T10:00:00.250Z".parse().unwrap(),
+            effective_at: None,
+            inputs: Default::default(),
             seal: String::new(),
         }
     }
@@ -408,6 +419,34 @@ mod tests {
         namespace: "ci",
         name: "release-approve",
     };
+
+    #[test]
+    fn a_record_without_the_later_fields_keeps_the_seal_it_had_before_they_existed() {
+        // The message of a record as sealed before effectiveAt and inputs existed.
+        let before = Message::of(
+            "record",
+            json!({"uid": GATE.uid, "namespace": GATE.namespace, "name": GATE.name,
+                   "user": "alice", "groups": ["release-managers"], "decision": "approve",
+                   "comment": "ship it", "time": "2026-11-22T10:00:00.250Z"}),
+        );
+        let keys = keyring();
+        let seal = keys.seal(&before);
+        assert_eq!(
+            keys.verify(
+                &record_message(GATE, &record("alice", Decision::Approve)),
+                Some(&seal)
+            ),
+            Verdict::Valid
+        );
+        let mut deferred = record("alice", Decision::Approve);
+        deferred.effective_at = Some("2026-11-22T12:00:00Z".parse().unwrap());
+        deferred.inputs.insert("target".into(), "production".into());
+        let sealed = keys.seal(&record_message(GATE, &deferred));
+        assert_eq!(
+            keys.verify(&record_message(GATE, &deferred), Some(&sealed)),
+            Verdict::Valid
+        );
+    }
 
     #[test]
     fn a_sealed_record_verifies_and_any_change_breaks_it() {
@@ -426,6 +465,10 @@ mod tests {
             |r: &mut Record| r.decision = Decision::Reject,
             |r: &mut Record| r.comment.push('!'),
             |r: &mut Record| r.time += chrono::Duration::milliseconds(1),
+            |r: &mut Record| r.effective_at = Some(r.time + chrono::Duration::hours(1)),
+            |r: &mut Record| {
+                r.inputs.insert("target".into(), "production".into());
+            },
         ] {
             let mut changed = original.clone();
             change(&mut changed);

@@ -74,6 +74,8 @@ fn with_records(run: &CustomRun, records: &[(&str, Decision, &str)]) -> CustomRu
                     decision: *decision,
                     comment: String::new(),
                     time: time.parse().unwrap(),
+                    effective_at: None,
+                    inputs: Default::default(),
                     seal: String::new(),
                 },
             )
@@ -148,6 +150,8 @@ fn an_approvers_annotation_becomes_a_ledger_record_with_their_identity() {
             user: "alice".into(),
             groups: vec![],
             decision: Decision::Approve,
+            effective_at: None,
+            inputs: Default::default(),
             comment: "ship it".into(),
             time: "2026-11-22T10:05:00.123Z".parse().unwrap(),
             seal: String::new(),
