@@ -82,18 +82,20 @@ fn answer(
     now: DateTime<Utc>,
 ) -> Value {
     let namespace = request.namespace.as_deref().unwrap_or_default();
-    let warnings = warnings(request);
+    let mut warnings = warnings(request);
     let mut response = match judge(admission, request, keys, now) {
         Ok(Mutation::Unchanged) => json!({"uid": request.uid, "allowed": true}),
         Ok(Mutation::Patch {
             operations,
             recorded,
+            warning,
         }) => {
             if let Some(record) = &recorded {
                 info!(namespace, name = %request.name, user = %record.user,
                       decision = ?record.decision, "decision recorded");
             }
             let patch = serde_json::to_vec(&operations).expect("JSON values serialise");
+            warnings.extend(warning);
             json!({
                 "uid": request.uid,
                 "allowed": true,

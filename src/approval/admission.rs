@@ -9,17 +9,19 @@ use chrono::{DateTime, SubsecRound, Utc};
 use serde_json::{Value, json};
 
 use super::eligibility::Approvers;
+use super::inputs;
 use super::ledger::{Decision, Ledger, Record};
-use super::outcome::{Outcome, evaluate};
+use super::outcome::{Outcome, evaluate, takes_effect};
 use super::plan::{Attempt, has_ended, reason};
 use super::policy::SelfApproval;
 use super::requester::{Stamping, stamp, unstamp, verified_copy};
 use super::seal::{self, Keyring, Naming, Verdict, admission_message, record_message, sealed_spec};
 use super::{
-    ADMITTED_ANNOTATION, APPROVE_ANNOTATION, LEDGER_ANNOTATION, REJECT_ANNOTATION,
-    REQUESTED_BY_ANNOTATION, classify,
+    ADMITTED_ANNOTATION, APPROVE_ANNOTATION, EFFECTIVE_AT_ANNOTATION, INPUT_ANNOTATION_PREFIX,
+    LEDGER_ANNOTATION, REJECT_ANNOTATION, REQUESTED_BY_ANNOTATION, classify,
 };
 use crate::api::customrun::RUN_CANCELLED;
+use crate::api::time::parse_go_duration;
 use crate::api::{CustomRun, CustomRunSpec};
 
 /// The longest comment recorded with a decision, in bytes: a comment is a sentence, and
@@ -31,6 +33,8 @@ pub const ANNOTATIONS_LIMIT: usize = 256 * 1024;
 pub const VETO_RESERVE: usize = 32 * 1024;
 /// Tekton's label naming the PipelineRun a run belongs to.
 pub const PIPELINE_RUN_LABEL: &str = "tekton.dev/pipelineRun";
+/// How far ahead an approver may defer an approval.
+pub const MAX_DEFERRAL_DAYS: i64 = 366;
 
 /// The requester, from the AdmissionReview's `userInfo`: the only identity we trust.
 #[derive(Clone, Copy, Debug)]
@@ -61,6 +65,9 @@ pub enum Mutation {
         operations: Vec<Value>,
         /// The decision recorded, if the write was one.
         recorded: Option<Record>,
+        /// What the writer should know (kubectl prints admission warnings): an approval that
+        /// takes effect later says when.
+        warning: Option<String>,
     },
 }
 
@@ -182,8 +189,33 @@ impl Admission {
         // Input annotations that were already there (from a time without this webhook) are
         // not a decision by whoever writes now: they are dropped, never recorded.
         let (fresh, stale): (Vec<&str>, Vec<&str>) =
-            inputs(new).partition(|input| annotation(new, input) != annotation(old, input));
-        let mut operations: Vec<Value> = stale.iter().map(|input| remove(input)).collect();
+            decisions(new).partition(|input| annotation(new, input) != annotation(old, input));
+        let (fresh_extras, stale_extras): (Vec<&str>, Vec<&str>) = approval_extras(new)
+            .partition(|extra| annotation(new, extra) != annotation(old, extra));
+        let mut operations: Vec<Value> = stale
+            .iter()
+            .chain(&stale_extras)
+            .map(|input| remove(input))
+            .collect();
+        if let Some(extra) = fresh_extras.first() {
+            match fresh.as_slice() {
+                [] => {
+                    return Err(Denial(format!(
+                        "{extra} on {name} goes with an approval: set it together with \
+                         {APPROVE_ANNOTATION} in one request (kubectl approval approve --input \
+                         name=value --at <time>)"
+                    )));
+                }
+                [REJECT_ANNOTATION] => {
+                    return Err(Denial(format!(
+                        "{extra} cannot go with a rejection on {name}: a rejection takes effect \
+                         at once and gives no inputs; remove it"
+                    )));
+                }
+                _ => {}
+            }
+        }
+        let mut warning = None;
         let recorded = match fresh.as_slice() {
             [] => None,
             [_, _] => {
@@ -201,6 +233,19 @@ impl Admission {
                     .unwrap_or_default()
                     .trim()
                     .to_string();
+                let effective_at = match annotation(new, EFFECTIVE_AT_ANNOTATION)
+                    .filter(|_| fresh_extras.contains(&EFFECTIVE_AT_ANNOTATION))
+                {
+                    Some(text) => parse_effective_at(text, now.trunc_subsecs(3)).map_err(Denial)?,
+                    None => None,
+                };
+                let given_inputs = fresh_extras
+                    .iter()
+                    .filter_map(|key| {
+                        let name = key.strip_prefix(INPUT_ANNOTATION_PREFIX)?;
+                        Some((name.to_string(), annotation(new, key)?.to_string()))
+                    })
+                    .collect();
                 let asked = Ask {
                     old,
                     new,
@@ -208,9 +253,13 @@ impl Admission {
                     input,
                     decision,
                     comment,
+                    effective_at,
+                    inputs: given_inputs,
                 };
-                let (record, ledger) = self.decide(asked, requester, keys, now)?;
+                let (record, ledger, held) = self.decide(asked, requester, keys, now)?;
+                warning = held;
                 operations.push(remove(input));
+                operations.extend(fresh_extras.iter().map(|extra| remove(extra)));
                 operations.push(json!({
                     "op": "add",
                     "path": annotation_pointer(LEDGER_ANNOTATION),
@@ -220,7 +269,18 @@ impl Admission {
             }
             _ => unreachable!("there are two input annotations"),
         };
-        Ok(patch_or_unchanged(operations, recorded))
+        Ok(match patch_or_unchanged(operations, recorded) {
+            Mutation::Patch {
+                operations,
+                recorded,
+                ..
+            } => Mutation::Patch {
+                operations,
+                recorded,
+                warning,
+            },
+            unchanged => unchanged,
+        })
     }
 
     /// A new gate: only Tekton (or an opted-in direct creator) makes one, and the webhook
@@ -253,7 +313,8 @@ impl Admission {
                  only by the approval webhook when approvers decide"
             )));
         }
-        if let Some(input) = inputs(new).next() {
+        let first_decision: Option<&str> = decisions(new).next();
+        if let Some(input) = first_decision.or_else(|| approval_extras(new).next()) {
             return Err(Denial(format!(
                 "{input} cannot be set when {name} is created: decide once the gate is \
                  waiting, with kubectl annotate customrun ... {input}=\"comment\""
@@ -357,13 +418,14 @@ impl Admission {
     }
 
     /// Checks that a decision may be made now by this requester, and records it (sealed).
+    /// The message is set when the approval takes effect later, and says when.
     fn decide(
         &self,
         ask: Ask<'_>,
         requester: Requester<'_>,
         keys: &Keyring,
         now: DateTime<Utc>,
-    ) -> Result<(Record, Ledger), Denial> {
+    ) -> Result<(Record, Ledger, Option<String>), Denial> {
         let Ask {
             old,
             new,
@@ -371,6 +433,8 @@ impl Admission {
             input,
             decision,
             comment,
+            effective_at,
+            inputs: given_inputs,
         } = ask;
         let status = old.status.clone().unwrap_or_default();
         if has_ended(&status) {
@@ -484,9 +548,27 @@ impl Admission {
                 )));
             }
         }
+        if let Some(at) = effective_at {
+            if attempt.deadline.is_some_and(|deadline| at > deadline) {
+                return Err(Denial(format!(
+                    "{name} times out at {}, before {}: an approval deferred past the deadline \
+                     would never count; approve for an earlier time",
+                    rfc3339(attempt.deadline.unwrap_or(at)),
+                    rfc3339(at),
+                )));
+            }
+            if at > now + chrono::Duration::days(MAX_DEFERRAL_DAYS) {
+                return Err(Denial(format!(
+                    "{EFFECTIVE_AT_ANNOTATION} {} on {name} is more than {MAX_DEFERRAL_DAYS} days \
+                     ahead: approve for an earlier time",
+                    rfc3339(at)
+                )));
+            }
+        }
         if decision == Decision::Approve {
             // One approval per user and attempt: repeating it changes nothing, and must not
-            // grow the ledger.
+            // grow the ledger. An approval that has not taken effect yet may be replaced
+            // (brought forward, or moved).
             if let Some(earlier) = tally.counted.iter().find(|r| r.user == requester.username) {
                 return Err(Denial(format!(
                     "{user} already approved {name} at {at} ({received} of {required}): an \
@@ -498,15 +580,54 @@ impl Admission {
                 )));
             }
         }
+        let chosen = match decision {
+            Decision::Approve => {
+                // The values the other approvals of this attempt carry (in effect or not).
+                let agreed = tally
+                    .counted
+                    .iter()
+                    .chain(tally.pending.iter().map(|held| &held.record))
+                    .find(|r| r.decision == Decision::Approve && r.user != requester.username)
+                    .map(|r| (r.user.as_str(), &r.inputs));
+                inputs::choose(&policy.inputs, &given_inputs, agreed)
+                    .map_err(|why| Denial(format!("{why} ({name})")))?
+            }
+            Decision::Reject => BTreeMap::new(),
+        };
         let mut record = Record {
             user: requester.username.to_string(),
             groups: policy.approvers.matching_groups(requester.groups),
             decision,
             comment,
             time: now,
-            effective_at: None,
-            inputs: Default::default(),
+            effective_at,
+            inputs: chosen,
             seal: String::new(),
+        };
+        let held = match takes_effect(policy, &record) {
+            Some(at) if at == now => None,
+            Some(at) if attempt.deadline.is_some_and(|d| at > d) => Some(format!(
+                "{name}: the approval window ({}) opens only at {}, after the deadline {}: \
+                 this approval is recorded but will not count",
+                window_text(policy),
+                rfc3339(at),
+                rfc3339(attempt.deadline.unwrap_or(at)),
+            )),
+            Some(at) if effective_at.is_some_and(|asked| asked == at) => Some(format!(
+                "{name}: this approval takes effect at {}; a rejection before then wins",
+                rfc3339(at)
+            )),
+            Some(at) => Some(format!(
+                "{name}: the approval window ({}) is closed; this approval takes effect at {}, \
+                 when it opens (a rejection before then wins)",
+                window_text(policy),
+                rfc3339(at)
+            )),
+            None => Some(format!(
+                "{name}: the approval window ({}) does not open within two years: this approval \
+                 is recorded but will not count",
+                window_text(policy)
+            )),
         };
         record.seal = keys.seal(&record_message(gate, &record));
         ledger.push(record.clone());
@@ -532,8 +653,16 @@ impl Admission {
                 },
             )));
         }
-        Ok((record, ledger))
+        Ok((record, ledger, held))
     }
+}
+
+fn window_text(policy: &super::policy::Policy) -> String {
+    policy
+        .approval_window
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default()
 }
 
 /// A decision asked for by an input annotation.
@@ -544,6 +673,10 @@ struct Ask<'a> {
     input: &'a str,
     decision: Decision,
     comment: String,
+    /// When the approver wants the approval to take effect (`None`: at once).
+    effective_at: Option<DateTime<Utc>>,
+    /// Input values given with an approval, by input name.
+    inputs: BTreeMap<String, String>,
 }
 
 /// `<name> was approved at <time> by alice, bob: no decision can be recorded any more`, and
@@ -598,10 +731,21 @@ fn annotation<'a>(run: &'a CustomRun, key: &str) -> Option<&'a str> {
         .map(String::as_str)
 }
 
-fn inputs(run: &CustomRun) -> impl Iterator<Item = &'static str> + '_ {
+/// The decision annotations (approve, reject) set on `run`.
+fn decisions(run: &CustomRun) -> impl Iterator<Item = &'static str> + '_ {
     [APPROVE_ANNOTATION, REJECT_ANNOTATION]
         .into_iter()
         .filter(|a| annotation(run, a).is_some())
+}
+
+/// The annotations that go with an approval (`effective-at`, `input-<name>`) set on `run`.
+fn approval_extras(run: &CustomRun) -> impl Iterator<Item = &str> + '_ {
+    run.metadata
+        .annotations
+        .iter()
+        .flatten()
+        .map(|(key, _)| key.as_str())
+        .filter(|key| *key == EFFECTIVE_AT_ANNOTATION || key.starts_with(INPUT_ANNOTATION_PREFIX))
 }
 
 fn patch_or_unchanged(operations: Vec<Value>, recorded: Option<Record>) -> Mutation {
@@ -611,8 +755,28 @@ fn patch_or_unchanged(operations: Vec<Value>, recorded: Option<Record>) -> Mutat
         Mutation::Patch {
             operations,
             recorded,
+            warning: None,
         }
     }
+}
+
+/// When an approval asks to take effect: `None` for at once. `text` is an RFC 3339 time
+/// or a Go duration from `now`.
+fn parse_effective_at(text: &str, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, String> {
+    let text = text.trim();
+    let at = match DateTime::parse_from_rfc3339(text) {
+        Ok(at) => at.with_timezone(&Utc),
+        Err(_) => match parse_go_duration(text) {
+            Ok(after) => now + chrono::Duration::from_std(after).map_err(|e| e.to_string())?,
+            Err(_) => {
+                return Err(format!(
+                    "{EFFECTIVE_AT_ANNOTATION} must be an RFC 3339 time (2026-12-01T09:00:00Z) \
+                     or a duration from now (2h, 30m), got `{text}`"
+                ));
+            }
+        },
+    };
+    Ok((at > now).then(|| at.trunc_subsecs(3)))
 }
 
 /// Bytes of all annotations once `input` is consumed and the ledger is `ledger`, counted

@@ -25,6 +25,12 @@ pub const KIND: &str = "Approval";
 pub const APPROVE_ANNOTATION: &str = "approval.tekton.dev/approve";
 /// Input annotation: an approver's "no-go", with an optional comment as its value.
 pub const REJECT_ANNOTATION: &str = "approval.tekton.dev/reject";
+/// Input annotation, with an approval only: when it takes effect, an RFC 3339 time or a Go
+/// duration from now (`2h`).
+pub const EFFECTIVE_AT_ANNOTATION: &str = "approval.tekton.dev/effective-at";
+/// Input annotations, with an approval only: `approval.tekton.dev/input-<name>` gives the
+/// value of the gate's input `<name>`.
+pub const INPUT_ANNOTATION_PREFIX: &str = "approval.tekton.dev/input-";
 /// The ledger: decisions recorded by the webhook, a JSON array.
 pub const LEDGER_ANNOTATION: &str = "approval.tekton.dev/decisions";
 /// Who started the run: stamped by the webhook on PipelineRun and CustomRun CREATE, copied

@@ -802,7 +802,7 @@ mod tests {
         assert_eq!(
             messages(err),
             [
-                "unknown param `colour`; known: approvers, minApprovals, message, onTimeout, onReject, allowSelfApproval"
+                "unknown param `colour`; known: approvers, minApprovals, message, onTimeout, onReject, allowSelfApproval, inputs"
             ]
         );
     }

@@ -9,8 +9,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::gate::{Gate, PolicyLookup, classify, resolve};
+use super::inputs;
 use super::ledger::{Decision, Ledger, Record};
-use super::outcome::{Outcome, Tally, evaluate};
+use super::outcome::{Held, Outcome, Tally, evaluate};
 use super::policy::{OnReject, OnTimeout, Policy};
 use super::seal::{self, Keyring, Verdict, gate_admission, record_message};
 use super::{
@@ -47,6 +48,8 @@ pub mod event_reason {
     pub const AWAITING_APPROVAL: &str = "AwaitingApproval";
     /// A decision was counted.
     pub const DECISION_RECORDED: &str = "DecisionRecorded";
+    /// An approval was recorded that takes effect later (deferred, or outside the window).
+    pub const APPROVAL_DEFERRED: &str = "ApprovalDeferred";
     /// Approved (by people).
     pub const APPROVED: &str = "Approved";
     /// Rejected (by people).
@@ -172,6 +175,9 @@ pub struct Attempt {
     /// Ledger entries already announced as not the webhook's (`UnverifiedDecision`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub unverified: usize,
+    /// Held-back approvals already announced by an `ApprovalDeferred` event.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub held: usize,
     /// In `retriesStatus` only: the records this attempt consumed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub decisions: Vec<Record>,
@@ -292,6 +298,7 @@ pub fn plan(
                         deadline,
                         recorded: 0,
                         unverified: 0,
+                        held: 0,
                         decisions: Vec::new(),
                     }
                 }
@@ -384,6 +391,7 @@ impl Planner<'_> {
                 waiting_message(policy, 0),
             );
         }
+        self.announce_held(&tally);
         self.announce_decisions(&tally);
         let state = match &tally.outcome {
             Outcome::Waiting => State::Waiting {
@@ -397,6 +405,7 @@ impl Planner<'_> {
         match state {
             State::Waiting { received, .. } => {
                 let mut message = waiting_message(policy, received);
+                message.push_str(&pending_message(&tally.pending, self.attempt.deadline));
                 if let Some(annotation) = unrecorded_input {
                     message.push_str(&format!(
                         " ({annotation} is on this CustomRun but was not recorded: the approval \
@@ -404,10 +413,15 @@ impl Planner<'_> {
                     ));
                 }
                 let status = self.waiting_status(start, message);
+                // The next held approval to take effect, or the deadline, whichever is first.
+                let next_effect = tally.pending.first().and_then(|h| h.at);
                 Plan {
                     status,
                     events: std::mem::take(&mut self.events),
-                    requeue_at: self.attempt.deadline,
+                    requeue_at: match (next_effect, self.attempt.deadline) {
+                        (Some(at), Some(deadline)) => Some(at.min(deadline)),
+                        (at, deadline) => at.or(deadline),
+                    },
                     ledger_cleanup: None,
                     ending: None,
                     not_admitted: None,
@@ -440,6 +454,23 @@ impl Planner<'_> {
             reason,
             message,
         });
+    }
+
+    /// One `ApprovalDeferred` per held-back approval not announced before.
+    fn announce_held(&mut self, tally: &Tally) {
+        let policy = self.attempt.policy.clone();
+        for held in tally.held.iter().skip(self.attempt.held) {
+            let mut message = format!(
+                "{} approved; it {}",
+                held.record.user,
+                takes_effect_text(&policy, held, self.attempt.deadline)
+            );
+            if !held.record.comment.is_empty() {
+                message.push_str(&format!(": {}", held.record.comment));
+            }
+            self.event(Severity::Normal, event_reason::APPROVAL_DEFERRED, message);
+        }
+        self.attempt.held = self.attempt.held.max(tally.held.len());
     }
 
     /// One `DecisionRecorded` per counted record not announced before.
@@ -506,7 +537,7 @@ impl Planner<'_> {
             )],
             start_time: Some(start),
             completion_time: Some(self.now),
-            results: results(state, tally, decided_at),
+            results: results(&policy, state, tally, decided_at),
             retries_status: self.current.retries_status.clone(),
             extra_fields: Some(self.attempt.to_value()),
             rest: self.current.rest.clone(),
@@ -541,6 +572,7 @@ impl Planner<'_> {
             policy,
             recorded: 0,
             unverified: 0,
+            held: 0,
             decisions: Vec::new(),
         };
         let attempt_number = retries_status.len() + 1;
@@ -652,7 +684,8 @@ fn metrics_label(state: &State) -> &'static str {
     }
 }
 
-/// `Waiting for 1 more approval (1 of 2) from alice, group:release-managers: Release v1.2?`
+/// `Waiting for 1 more approval (1 of 2) from alice, group:release-managers: Release v1.2?`,
+/// and when approvals take effect if the policy has a window.
 pub fn waiting_message(policy: &Policy, received: u32) -> String {
     let missing = policy.min_approvals.saturating_sub(received);
     let plural = if missing == 1 { "" } else { "s" };
@@ -663,17 +696,88 @@ pub fn waiting_message(policy: &Policy, received: u32) -> String {
     if !policy.message.is_empty() {
         message.push_str(&format!(": {}", policy.message));
     }
+    if let Some(window) = &policy.approval_window {
+        message.push_str(&format!(" (approvals take effect {window})"));
+    }
     message
 }
 
-fn results(state: &State, tally: &Tally, decided_at: DateTime<Utc>) -> Vec<RunResult> {
+/// `; alice's approval takes effect at ...` for each approval held back, soonest first.
+fn pending_message(pending: &[Held], deadline: Option<DateTime<Utc>>) -> String {
+    pending
+        .iter()
+        .map(|held| {
+            let when = match held.at {
+                None => "waits for the approval window, which does not open within two years"
+                    .to_string(),
+                Some(at) if deadline.is_some_and(|d| at > d) => format!(
+                    "would take effect at {}, after the deadline: it will not count",
+                    rfc3339(at)
+                ),
+                Some(at) if held.by_window() => format!(
+                    "takes effect at {}, when the approval window opens",
+                    rfc3339(at)
+                ),
+                Some(at) => format!("takes effect at {} (deferred)", rfc3339(at)),
+            };
+            format!("; {}'s approval {when}", held.record.user)
+        })
+        .collect()
+}
+
+/// `takes effect at <time>, when the approval window (...) opens` for an event.
+fn takes_effect_text(policy: &Policy, held: &Held, deadline: Option<DateTime<Utc>>) -> String {
+    let window = policy
+        .approval_window
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    match held.at {
+        None => format!(
+            "waits for the approval window ({window}), which does not open within two years"
+        ),
+        Some(at) if deadline.is_some_and(|d| at > d) => format!(
+            "would take effect at {} when the approval window ({window}) opens, after the \
+             deadline {}: it will not count",
+            rfc3339(at),
+            deadline.map(rfc3339).unwrap_or_default()
+        ),
+        Some(at) if held.by_window() => format!(
+            "takes effect at {}, when the approval window ({window}) opens",
+            rfc3339(at)
+        ),
+        Some(at) => format!("takes effect at {}, as the approver asked", rfc3339(at)),
+    }
+}
+
+fn rfc3339(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn results(
+    policy: &Policy,
+    state: &State,
+    tally: &Tally,
+    decided_at: DateTime<Utc>,
+) -> Vec<RunResult> {
     let decision = match state {
         State::Approved | State::TimedOut(OnTimeout::Approve) => "approved",
         State::Rejected | State::TimedOut(OnTimeout::Reject) => "rejected",
         _ => "timed-out",
     };
     let json = |items: &[String]| serde_json::to_string(items).expect("strings serialise");
-    vec![
+    // Every approval carries the same inputs (the webhook sees to it): the deciding one's
+    // are the gate's.
+    let decided_inputs = match state {
+        State::Approved => tally.counted.last().map(|r| &r.inputs),
+        _ => None,
+    };
+    let inputs = (!policy.inputs.is_empty())
+        .then(|| inputs::published(&policy.inputs, decided_inputs))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(name, value)| RunResult { name, value });
+    let mut results = vec![
         RunResult {
             name: result::DECISION.into(),
             value: decision.into(),
@@ -694,7 +798,9 @@ fn results(state: &State, tally: &Tally, decided_at: DateTime<Utc>) -> Vec<RunRe
             name: result::DECIDED_AT.into(),
             value: decided_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         },
-    ]
+    ];
+    results.extend(inputs);
+    results
 }
 
 fn condition(status: &str, reason: &str, message: String, since: DateTime<Utc>) -> Condition {

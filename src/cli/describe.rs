@@ -206,7 +206,7 @@ mod tests {
 
     #[test]
     fn golden_describe_of_a_waiting_gate() {
-        let view = GateView::new(&run(waiting_gate()), Some(&alice()));
+        let view = GateView::new(&run(waiting_gate()), Some(&alice()), now());
         let expected = "\
 Name:           release-x7k2p-approve
 Namespace:      ci
@@ -236,7 +236,7 @@ Results:
 
     #[test]
     fn golden_describe_of_a_gate_rejected_after_a_retry() {
-        let view = GateView::new(&run(rejected_gate()), Some(&mallory()));
+        let view = GateView::new(&run(rejected_gate()), Some(&mallory()), now());
         let expected = "\
 Name:           deploy-q9z-gate
 Namespace:      prod
@@ -277,7 +277,7 @@ Earlier attempts:
 
     #[test]
     fn golden_describe_of_a_gate_not_started_for_an_unknown_user() {
-        let view = GateView::new(&run(pending_gate()), None);
+        let view = GateView::new(&run(pending_gate()), None, now());
         let expected = "\
 Name:           hotfix-gate
 Namespace:      ci
@@ -301,7 +301,7 @@ Results:
 
     #[test]
     fn a_non_approver_is_told_so_and_a_passed_deadline_says_passed() {
-        let view = GateView::new(&run(waiting_gate()), Some(&mallory()));
+        let view = GateView::new(&run(waiting_gate()), Some(&mallory()), now());
         let late: DateTime<Utc> = "2026-11-23T11:00:00Z".parse().unwrap();
         let text = describe(&view, Some(&mallory()), late);
         assert!(

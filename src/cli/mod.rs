@@ -113,7 +113,7 @@ async fn list(cluster: &Cluster, list_args: ListArgs) -> Result<(), CliError> {
     let now = Utc::now();
     let mut views: Vec<GateView> = runs?
         .iter()
-        .map(|run| GateView::new(run, identity.as_ref()))
+        .map(|run| GateView::new(run, identity.as_ref(), now))
         .filter(|view| table::is_listed(view, list_args.all))
         .collect();
     views.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
@@ -134,7 +134,7 @@ async fn describe(
     output: Option<Output>,
 ) -> Result<(), CliError> {
     let (run, identity) = tokio::join!(cluster.find(target), cluster.identity());
-    let view = GateView::new(&run?, identity.as_ref());
+    let view = GateView::new(&run?, identity.as_ref(), Utc::now());
     match output {
         Some(format) => print!("{}", render(&view, format)?),
         None => print!(
@@ -205,7 +205,11 @@ mod tests {
 
     #[test]
     fn data_output_is_the_view_in_json_or_yaml() {
-        let view = GateView::new(&run(waiting_gate()), Some(&alice()));
+        let view = GateView::new(
+            &run(waiting_gate()),
+            Some(&alice()),
+            crate::cli::view::tests::now(),
+        );
         let json = render(
             &GateList {
                 items: std::slice::from_ref(&view),

@@ -107,7 +107,7 @@ mod tests {
     fn views(identity: &crate::cli::view::Identity) -> Vec<GateView> {
         [waiting_gate(), rejected_gate(), pending_gate()]
             .into_iter()
-            .map(|value| GateView::new(&run(value), Some(identity)))
+            .map(|value| GateView::new(&run(value), Some(identity), now()))
             .collect()
     }
 
@@ -138,7 +138,7 @@ ci          hotfix-gate             -               Pending            -        
 
     #[test]
     fn the_deadline_column_tells_none_and_passed_apart() {
-        let mut view = GateView::new(&run(waiting_gate()), None);
+        let mut view = GateView::new(&run(waiting_gate()), None, now());
         let late: DateTime<Utc> = "2026-11-23T10:00:01Z".parse().unwrap();
         assert_eq!(time_left(&view, late), "passed");
         assert_eq!(time_left(&view, now()), "22h");

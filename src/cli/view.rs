@@ -115,7 +115,7 @@ pub struct EarlierAttempt {
 
 impl GateView {
     /// Reads a gate. `identity` is `None` when the current user could not be found out.
-    pub fn new(run: &CustomRun, identity: Option<&Identity>) -> Self {
+    pub fn new(run: &CustomRun, identity: Option<&Identity>, now: DateTime<Utc>) -> Self {
         let status = run.status.clone().unwrap_or_default();
         let condition = status.succeeded();
         let ended = has_ended(&status);
@@ -137,8 +137,9 @@ impl GateView {
         });
         let approvals = attempt
             .as_ref()
-            // The deadline is left out: this counts votes, whatever the clock says.
-            .map(|a| evaluate(&a.policy, &decisions, None, DateTime::<Utc>::MIN_UTC).received())
+            // The deadline is left out: this counts votes in effect, whether or not the
+            // controller has ended the gate yet.
+            .map(|a| evaluate(&a.policy, &decisions, None, now).received())
             .unwrap_or(0);
         let can_decide = match (&attempt, identity) {
             _ if ended => Some(false),
@@ -306,6 +307,10 @@ pub(crate) mod tests {
         })
     }
 
+    pub fn now() -> DateTime<Utc> {
+        "2026-11-22T12:00:00Z".parse().unwrap()
+    }
+
     pub fn run(value: Value) -> CustomRun {
         serde_json::from_value(value).unwrap()
     }
@@ -326,7 +331,7 @@ pub(crate) mod tests {
 
     #[test]
     fn a_waiting_gate_reads_its_frozen_policy_and_ledger() {
-        let view = GateView::new(&run(waiting_gate()), Some(&alice()));
+        let view = GateView::new(&run(waiting_gate()), Some(&alice()), now());
         assert_eq!(view.status, "AwaitingApproval");
         assert!(!view.ended);
         assert_eq!(view.approvers, ["alice", "group:release-managers"]);
@@ -343,15 +348,18 @@ pub(crate) mod tests {
     fn only_eligible_users_may_decide_a_waiting_gate() {
         let gate = run(waiting_gate());
         assert_eq!(
-            GateView::new(&gate, Some(&mallory())).can_decide,
+            GateView::new(&gate, Some(&mallory()), now()).can_decide,
             Some(false)
         );
         let member = Identity {
             username: "erin".into(),
             groups: vec!["release-managers".into()],
         };
-        assert_eq!(GateView::new(&gate, Some(&member)).can_decide, Some(true));
-        assert_eq!(GateView::new(&gate, None).can_decide, None);
+        assert_eq!(
+            GateView::new(&gate, Some(&member), now()).can_decide,
+            Some(true)
+        );
+        assert_eq!(GateView::new(&gate, None, now()).can_decide, None);
     }
 
     #[test]
@@ -360,14 +368,14 @@ pub(crate) mod tests {
             username: "carol".into(),
             groups: vec![],
         };
-        let view = GateView::new(&run(rejected_gate()), Some(&carol));
+        let view = GateView::new(&run(rejected_gate()), Some(&carol), now());
         assert!(view.ended);
         assert_eq!(view.can_decide, Some(false));
     }
 
     #[test]
     fn archived_decisions_belong_to_earlier_attempts_only() {
-        let view = GateView::new(&run(rejected_gate()), None);
+        let view = GateView::new(&run(rejected_gate()), None, now());
         assert_eq!(view.attempt, 2);
         assert_eq!(view.attempts, 2);
         assert_eq!(view.decisions.len(), 1);
@@ -380,7 +388,7 @@ pub(crate) mod tests {
 
     #[test]
     fn a_gate_not_started_yet_is_pending_and_undecidable_to_tell() {
-        let view = GateView::new(&run(pending_gate()), Some(&alice()));
+        let view = GateView::new(&run(pending_gate()), Some(&alice()), now());
         assert_eq!(view.status, PENDING);
         assert!(!view.ended);
         assert!(view.approvers.is_empty());
@@ -392,7 +400,7 @@ pub(crate) mod tests {
     fn a_malformed_ledger_is_reported_not_trusted() {
         let mut value = waiting_gate();
         value["metadata"]["annotations"]["approval.tekton.dev/decisions"] = json!("not json");
-        let view = GateView::new(&run(value), None);
+        let view = GateView::new(&run(value), None, now());
         assert!(view.decisions.is_empty());
         assert_eq!(view.approvals, 0);
         assert_eq!(

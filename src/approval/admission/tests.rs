@@ -167,6 +167,7 @@ fn an_approvers_annotation_becomes_a_ledger_record_with_their_identity() {
                        "value": format!(r#"[{{"user":"alice","decision":"approve","comment":"ship it","time":"2026-11-22T10:05:00.123Z","seal":"{}"}}]"#, record.seal)}),
             ],
             recorded: Some(record),
+            warning: None,
         }
     );
 }
@@ -604,7 +605,8 @@ fn stale_input_annotations_are_dropped_not_recorded() {
             operations: vec![
                 json!({"op": "remove", "path": "/metadata/annotations/approval.tekton.dev~1approve"})
             ],
-            recorded: None
+            recorded: None,
+            warning: None,
         })
     );
 }
@@ -821,7 +823,7 @@ mod properties {
             let requester = Requester { username: &username, groups: &groups };
             for operation in [Operation::Create, Operation::Update] {
                 let old = (operation == Operation::Update).then_some(&old);
-                if let Ok(Mutation::Patch { operations, recorded }) =
+                if let Ok(Mutation::Patch { operations, recorded, .. }) =
                     admission().admit(operation, old, &new, requester, &keys(), now())
                 {
                     if let Some(record) = recorded {
@@ -946,6 +948,7 @@ fn pipelineruns_are_stamped_and_sealed_with_their_creator() {
     let Ok(Mutation::Patch {
         operations,
         recorded: None,
+        ..
     }) = admission().admit_pipelinerun(
         Operation::Create,
         None,
@@ -986,4 +989,307 @@ fn pipelineruns_are_stamped_and_sealed_with_their_creator() {
         "approval.tekton.dev/requested-by is set by the approval webhook to the user who creates \
          PipelineRun ci/release: remove it (it says bob, but you are mallory)"
     );
+}
+
+// ---- deferred approvals, windows and inputs ----------------------------------------------
+
+fn with_annotations(run: &CustomRun, pairs: &[(&str, &str)]) -> CustomRun {
+    pairs.iter().fold(run.clone(), |run, (key, value)| {
+        with_annotation(&run, key, value)
+    })
+}
+
+fn alice() -> Requester<'static> {
+    user("alice", &[])
+}
+
+#[test]
+fn a_deferred_approval_is_recorded_with_its_time_and_the_inputs_are_consumed() {
+    let old = waiting_gate();
+    for (value, expected) in [
+        ("2026-11-22T10:30:00Z", "2026-11-22T10:30:00Z"),
+        ("20m", "2026-11-22T10:25:00.123Z"),
+    ] {
+        let new = with_annotations(
+            &old,
+            &[(APPROVE_ANNOTATION, ""), (EFFECTIVE_AT_ANNOTATION, value)],
+        );
+        let mutation = update(&old, &new, alice()).unwrap();
+        let Mutation::Patch {
+            operations,
+            recorded: Some(record),
+            warning,
+        } = &mutation
+        else {
+            panic!("{mutation:?}")
+        };
+        assert_eq!(
+            record.effective_at,
+            Some(expected.parse().unwrap()),
+            "{value}"
+        );
+        assert_eq!(
+            warning.as_deref(),
+            Some(format!("gate ci/release-approve: this approval takes effect at {}; a rejection before then wins", format!("{}Z", &expected[..19])).as_str())
+        );
+        assert!(operations.contains(&json!({"op": "remove", "path": "/metadata/annotations/approval.tekton.dev~1effective-at"})));
+        let stored = applied(&new, &mutation);
+        assert_eq!(
+            recorded_ledger(&mutation)[0].effective_at,
+            record.effective_at
+        );
+        assert!(annotation(&stored, EFFECTIVE_AT_ANNOTATION).is_none());
+    }
+    // A time already past is an approval at once.
+    let new = with_annotations(
+        &old,
+        &[
+            (APPROVE_ANNOTATION, ""),
+            (EFFECTIVE_AT_ANNOTATION, "2026-11-22T09:00:00Z"),
+        ],
+    );
+    let Ok(Mutation::Patch {
+        recorded: Some(record),
+        warning: None,
+        ..
+    }) = update(&old, &new, alice())
+    else {
+        panic!("an immediate approval")
+    };
+    assert_eq!(record.effective_at, None);
+}
+
+#[test]
+fn a_deferral_that_cannot_count_or_make_sense_is_denied() {
+    let old = waiting_gate();
+    let rows = [
+        (
+            "tomorrow",
+            "approval.tekton.dev/effective-at must be an RFC 3339 time (2026-12-01T09:00:00Z) or a duration from now (2h, 30m), got `tomorrow`",
+        ),
+        (
+            "2h",
+            "gate ci/release-approve times out at 2026-11-22T11:00:00Z, before 2026-11-22T12:05:00Z: an approval deferred past the deadline would never count; approve for an earlier time",
+        ),
+    ];
+    for (value, expected) in rows {
+        let new = with_annotations(
+            &old,
+            &[(APPROVE_ANNOTATION, ""), (EFFECTIVE_AT_ANNOTATION, value)],
+        );
+        assert_eq!(denial(update(&old, &new, alice())), expected);
+    }
+    let new = with_annotations(
+        &old,
+        &[(REJECT_ANNOTATION, ""), (EFFECTIVE_AT_ANNOTATION, "5m")],
+    );
+    assert_eq!(
+        denial(update(&old, &new, alice())),
+        "approval.tekton.dev/effective-at cannot go with a rejection on gate ci/release-approve: a rejection takes effect at once and gives no inputs; remove it"
+    );
+    let new = with_annotations(&old, &[(EFFECTIVE_AT_ANNOTATION, "5m")]);
+    assert!(denial(update(&old, &new, alice())).starts_with(
+        "approval.tekton.dev/effective-at on gate ci/release-approve goes with an approval"
+    ));
+    // Nothing is recorded either way, even for someone who is no approver.
+    let target = input("target");
+    let new = with_annotations(&old, &[(target.as_str(), "x")]);
+    assert!(update(&old, &new, user("mallory", &[])).is_err());
+}
+
+#[test]
+fn a_pending_approval_may_be_replaced_but_one_in_effect_may_not() {
+    let old = waiting_gate();
+    let new = with_annotations(
+        &old,
+        &[(APPROVE_ANNOTATION, ""), (EFFECTIVE_AT_ANNOTATION, "20m")],
+    );
+    let deferred = applied(&new, &update(&old, &new, alice()).unwrap());
+    let again = with_annotation(&deferred, APPROVE_ANNOTATION, "now, please");
+    let mutation = update(&deferred, &again, alice()).unwrap();
+    let ledger = recorded_ledger(&mutation);
+    assert_eq!(ledger.len(), 2);
+    assert_eq!(ledger[1].effective_at, None);
+    let approved = applied(&again, &mutation);
+    let third = with_annotation(&approved, APPROVE_ANNOTATION, "");
+    assert!(denial(update(&approved, &third, alice())).starts_with("alice already approved"));
+}
+
+fn gate_with(spec: Value) -> CustomRun {
+    let mut run = fresh_gate();
+    run.spec.custom_ref = None;
+    run.spec.params.clear();
+    run.spec.custom_spec = Some(
+        serde_json::from_value(json!({
+            "apiVersion": "approval.tekton.dev/v1alpha1", "kind": "Approval", "spec": spec,
+        }))
+        .unwrap(),
+    );
+    started(run)
+}
+
+#[test]
+fn an_approval_outside_the_window_is_recorded_with_a_warning_saying_when() {
+    // now() is 10:05 UTC.
+    let old = gate_with(
+        json!({"approvers": ["alice"], "approvalWindow": {"timeZone": "UTC", "hours": "10:30-17:00"}}),
+    );
+    let new = with_annotation(&old, APPROVE_ANNOTATION, "");
+    let Ok(Mutation::Patch {
+        recorded: Some(record),
+        warning: Some(warning),
+        ..
+    }) = update(&old, &new, alice())
+    else {
+        panic!("recorded with a warning")
+    };
+    assert_eq!(
+        record.effective_at, None,
+        "the window is the policy's, not the record's"
+    );
+    assert_eq!(
+        warning,
+        "gate ci/release-approve: the approval window (10:30-17:00 UTC) is closed; this approval takes effect at 2026-11-22T10:30:00Z, when it opens (a rejection before then wins)"
+    );
+    // A window that opens only after the deadline: recorded, with a warning that it will not count.
+    let late = gate_with(
+        json!({"approvers": ["alice"], "approvalWindow": {"timeZone": "UTC", "hours": "11:30-17:00"}}),
+    );
+    let new = with_annotation(&late, APPROVE_ANNOTATION, "");
+    let Ok(Mutation::Patch {
+        warning: Some(warning),
+        ..
+    }) = update(&late, &new, alice())
+    else {
+        panic!("recorded with a warning")
+    };
+    assert!(
+        warning.ends_with(
+            "after the deadline 2026-11-22T11:00:00Z: this approval is recorded but will not count"
+        ),
+        "{warning}"
+    );
+}
+
+fn gate_with_inputs() -> CustomRun {
+    gate_with(
+        json!({"approvers": ["alice", "bob", "carol"], "minApprovals": 2, "inputs": [
+            {"name": "target", "choices": ["staging", "production"], "required": true},
+            {"name": "replicas", "default": "3", "pattern": "[0-9]+"},
+        ]}),
+    )
+}
+
+fn input(name: &str) -> String {
+    format!("{INPUT_ANNOTATION_PREFIX}{name}")
+}
+
+#[test]
+fn inputs_are_checked_and_recorded_with_defaults() {
+    let old = gate_with_inputs();
+    let new = with_annotations(
+        &old,
+        &[(APPROVE_ANNOTATION, ""), (&input("target"), "production")],
+    );
+    let mutation = update(&old, &new, alice()).unwrap();
+    let record = &recorded_ledger(&mutation)[0];
+    assert_eq!(
+        record.inputs,
+        [
+            ("replicas".to_string(), "3".to_string()),
+            ("target".to_string(), "production".to_string())
+        ]
+        .into()
+    );
+    let stored = applied(&new, &mutation);
+    assert!(
+        annotation(&stored, &input("target")).is_none(),
+        "the input annotation is consumed"
+    );
+    let rows: [(&[(&str, &str)], &str); 4] = [
+        (
+            &[],
+            "input `target` is required: approve with --input target=<staging|production> (annotation approval.tekton.dev/input-target) (gate ci/release-approve)",
+        ),
+        (
+            &[("target", "prod")],
+            "input `target` must be one of staging, production, got `prod` (gate ci/release-approve)",
+        ),
+        (
+            &[("target", "staging"), ("replicas", "many")],
+            "input `replicas` must match `[0-9]+`, got `many` (gate ci/release-approve)",
+        ),
+        (
+            &[("target", "staging"), ("region", "eu")],
+            "unknown input `region`: this gate asks for target, replicas (gate ci/release-approve)",
+        ),
+    ];
+    for (given, expected) in rows {
+        let keys: Vec<(String, &str)> = given.iter().map(|(n, v)| (input(n), *v)).collect();
+        let mut pairs: Vec<(&str, &str)> = keys.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        pairs.push((APPROVE_ANNOTATION, ""));
+        let new = with_annotations(&old, &pairs);
+        assert_eq!(denial(update(&old, &new, alice())), expected);
+    }
+}
+
+#[test]
+fn with_a_quorum_every_approval_carries_the_first_approvals_inputs() {
+    let old = gate_with_inputs();
+    let new = with_annotations(
+        &old,
+        &[(APPROVE_ANNOTATION, ""), (&input("target"), "production")],
+    );
+    let first = applied(&new, &update(&old, &new, alice()).unwrap());
+    // Bob gives none: he agrees with alice's.
+    let bob = with_annotation(&first, APPROVE_ANNOTATION, "");
+    let ledger = recorded_ledger(&update(&first, &bob, user("bob", &[])).unwrap());
+    assert_eq!(ledger[1].inputs, ledger[0].inputs);
+    // Carol's differ: denied, nothing recorded.
+    let carol = with_annotations(
+        &first,
+        &[(APPROVE_ANNOTATION, ""), (&input("target"), "staging")],
+    );
+    assert_eq!(
+        denial(update(&first, &carol, user("carol", &[]))),
+        "alice approved with replicas=3, target=production; input `target`=`staging` differs: every approval of a gate carries the same inputs, so approve with the same values (or none), or reject (gate ci/release-approve)"
+    );
+}
+
+#[test]
+fn a_gate_without_inputs_refuses_them() {
+    let old = waiting_gate();
+    let new = with_annotations(&old, &[(APPROVE_ANNOTATION, ""), (&input("target"), "x")]);
+    assert_eq!(
+        denial(update(&old, &new, alice())),
+        "this gate asks for no inputs, so `target` cannot be given (gate ci/release-approve)"
+    );
+}
+
+#[test]
+fn approval_extras_left_over_from_a_time_without_the_webhook_are_dropped_not_recorded() {
+    let old = with_annotations(&waiting_gate(), &[(EFFECTIVE_AT_ANNOTATION, "1m")]);
+    let new = with_annotation(&old, "team", "checkout");
+    let Ok(Mutation::Patch {
+        operations,
+        recorded: None,
+        ..
+    }) = update(&old, &new, user("mallory", &[]))
+    else {
+        panic!("the leftover is removed")
+    };
+    assert_eq!(
+        operations,
+        [
+            json!({"op": "remove", "path": "/metadata/annotations/approval.tekton.dev~1effective-at"})
+        ]
+    );
+}
+
+#[test]
+fn approval_extras_cannot_be_set_when_a_gate_is_created() {
+    let new = with_annotation(&fresh_gate(), EFFECTIVE_AT_ANNOTATION, "1h");
+    assert!(denial(create(&new, user(TEKTON, &[]))).starts_with(
+        "approval.tekton.dev/effective-at cannot be set when gate ci/release-approve is created"
+    ));
 }

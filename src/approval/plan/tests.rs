@@ -973,3 +973,247 @@ fn records_of_an_archived_attempt_never_count_again_even_if_the_ledger_was_not_c
         "{remaining}"
     );
 }
+
+// ---- approvals that take effect later, and inputs ----------------------------------------
+
+/// Appends a sealed record with extra fields (`effectiveAt`, `inputs`).
+fn decide_with(
+    mut run: CustomRun,
+    user: &str,
+    decision: &str,
+    secs: i64,
+    extra: Value,
+) -> CustomRun {
+    let mut fields = json!({"user": user, "decision": decision, "time": at(secs).to_rfc3339()});
+    fields
+        .as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    let record: Record = serde_json::from_value(fields).unwrap();
+    let mut ledger: Vec<Value> = run
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(LEDGER_ANNOTATION))
+        .map(|text| serde_json::from_str(text).unwrap())
+        .unwrap_or_default();
+    ledger.push(serde_json::to_value(sealed(&run, record)).unwrap());
+    run.metadata
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert(LEDGER_ANNOTATION.into(), Value::Array(ledger).to_string());
+    run
+}
+
+#[test]
+fn a_deferred_approval_is_announced_waits_and_approves_at_its_time() {
+    let run = started(single_approver_gate(&[]));
+    let run = decide_with(
+        run,
+        "alice",
+        "approve",
+        60,
+        json!({"effectiveAt": at(3600).to_rfc3339(), "comment": "after the window"}),
+    );
+    let plan = plan_at(&run, at(61));
+    assert_eq!(
+        succeeded(&plan),
+        (
+            "Unknown",
+            "AwaitingApproval",
+            "Waiting for 1 more approval (0 of 1) from alice, bob, carol; alice's approval takes effect at 2026-11-22T11:00:00Z (deferred)"
+        )
+    );
+    assert_eq!(
+        events(&plan),
+        [(
+            Severity::Normal,
+            "ApprovalDeferred",
+            "alice approved; it takes effect at 2026-11-22T11:00:00Z, as the approver asked: after the window"
+        )]
+    );
+    assert_eq!(
+        plan.requeue_at,
+        Some(at(3600)),
+        "woken when it takes effect"
+    );
+    let run = apply(&run, &plan);
+    assert!(plan_at(&run, at(62)).events.is_empty(), "announced once");
+    let plan = plan_at(&run, at(3600));
+    assert_eq!(succeeded(&plan), ("True", "Approved", "Approved by alice"));
+    assert_eq!(result(&plan, "decidedAt"), "2026-11-22T11:00:00Z");
+    assert_eq!(
+        events(&plan),
+        [
+            (
+                Severity::Normal,
+                "DecisionRecorded",
+                "alice approved (1 of 1): after the window"
+            ),
+            (Severity::Normal, "Approved", "Approved by alice"),
+        ]
+    );
+}
+
+#[test]
+fn a_rejection_before_a_deferred_approval_takes_effect_ends_the_gate_at_once() {
+    let run = started(single_approver_gate(&[]));
+    let run = decide_with(
+        run,
+        "alice",
+        "approve",
+        60,
+        json!({"effectiveAt": at(3600).to_rfc3339()}),
+    );
+    let run = apply(&run, &plan_at(&run, at(61)));
+    let run = decide(run, "bob", &[], "reject", "not today", 120);
+    let plan = plan_at(&run, at(121));
+    assert_eq!(
+        succeeded(&plan),
+        ("False", "Rejected", "Rejected by bob: not today")
+    );
+    assert_eq!(result(&plan, "approvedBy"), "[]");
+}
+
+#[test]
+fn the_deadline_comes_first_when_it_is_before_a_deferred_approval() {
+    let run = started(single_approver_gate(&[]));
+    let late = at(86_400 + 60).to_rfc3339();
+    let run = decide_with(run, "alice", "approve", 60, json!({"effectiveAt": late}));
+    let plan = plan_at(&run, at(61));
+    assert!(succeeded(&plan).2.ends_with(
+        "; alice's approval would take effect at 2026-11-23T10:01:00Z, after the deadline: it will not count"
+    ));
+    assert_eq!(plan.requeue_at, Some(at(86_400)));
+}
+
+fn windowed_gate() -> CustomRun {
+    // 10:00 UTC is T0: the window opens at 10:30.
+    run_with(json!({
+        "customSpec": {"apiVersion": "approval.tekton.dev/v1alpha1", "kind": "Approval",
+                       "spec": {"approvers": ["alice", "bob"],
+                                "approvalWindow": {"timeZone": "UTC", "hours": "10:30-17:00"}}},
+        "timeout": "24h0m0s",
+    }))
+}
+
+#[test]
+fn an_approval_outside_the_window_waits_until_it_opens() {
+    let run = started(windowed_gate());
+    let waiting = succeeded(&plan_at(&run, at(1))).2.to_string();
+    assert_eq!(
+        waiting,
+        "Waiting for 1 more approval (0 of 1) from alice, bob (approvals take effect 10:30-17:00 UTC)"
+    );
+    let run = approve(run, "alice", 60);
+    let plan = plan_at(&run, at(61));
+    assert_eq!(
+        succeeded(&plan).2,
+        "Waiting for 1 more approval (0 of 1) from alice, bob (approvals take effect 10:30-17:00 UTC); alice's approval takes effect at 2026-11-22T10:30:00Z, when the approval window opens"
+    );
+    assert_eq!(
+        events(&plan),
+        [(
+            Severity::Normal,
+            "ApprovalDeferred",
+            "alice approved; it takes effect at 2026-11-22T10:30:00Z, when the approval window (10:30-17:00 UTC) opens"
+        )]
+    );
+    assert_eq!(plan.requeue_at, Some(at(1800)));
+    let run = apply(&run, &plan);
+    let plan = plan_at(&run, at(1800));
+    assert_eq!(succeeded(&plan), ("True", "Approved", "Approved by alice"));
+    assert_eq!(result(&plan, "decidedAt"), "2026-11-22T10:30:00Z");
+}
+
+#[test]
+fn a_rejection_outside_the_window_ends_the_gate_at_once() {
+    let run = started(windowed_gate());
+    let run = approve(run, "alice", 60);
+    let run = apply(&run, &plan_at(&run, at(61)));
+    let run = decide(run, "bob", &[], "reject", "", 120);
+    let plan = plan_at(&run, at(121));
+    assert_eq!(succeeded(&plan), ("False", "Rejected", "Rejected by bob"));
+    assert_eq!(result(&plan, "decidedAt"), "2026-11-22T10:02:00Z");
+}
+
+fn gate_with_inputs() -> CustomRun {
+    gate(json!([
+        {"name": "approvers", "value": ["alice", "bob"]},
+        {"name": "minApprovals", "value": "2"},
+        {"name": "inputs", "value": "- {name: target, choices: [staging, production], required: true}\n- {name: replicas, default: \"3\"}\n"},
+    ]))
+}
+
+#[test]
+fn the_deciding_approvals_inputs_are_published_as_results() {
+    let run = started(gate_with_inputs());
+    let chosen = json!({"inputs": {"target": "production", "replicas": "3"}});
+    let run = decide_with(run, "alice", "approve", 60, chosen.clone());
+    let run = decide_with(run, "bob", "approve", 120, chosen);
+    let plan = plan_at(&run, at(121));
+    assert_eq!(succeeded(&plan).1, "Approved");
+    assert_eq!(result(&plan, "input-target"), "production");
+    assert_eq!(result(&plan, "input-replicas"), "3");
+    assert_eq!(
+        result(&plan, "inputs"),
+        r#"{"replicas":"3","target":"production"}"#
+    );
+}
+
+#[test]
+fn inputs_are_published_with_their_defaults_when_nobody_approved() {
+    let run = started(gate_with_inputs());
+    let run = decide(run, "bob", &[], "reject", "", 60);
+    let plan = plan_at(&run, at(61));
+    assert_eq!(succeeded(&plan).1, "Rejected");
+    assert_eq!(result(&plan, "input-target"), "");
+    assert_eq!(result(&plan, "input-replicas"), "3");
+    // A gate without inputs publishes none.
+    let plain = apply(
+        &started(single_approver_gate(&[])),
+        &plan_at(
+            &approve(started(single_approver_gate(&[])), "alice", 5),
+            at(6),
+        ),
+    );
+    assert!(
+        plain
+            .status
+            .unwrap()
+            .results
+            .iter()
+            .all(|r| !r.name.starts_with("input"))
+    );
+}
+
+#[test]
+fn invalid_inputs_or_windows_fail_the_gate_with_what_to_fix() {
+    let rows = [
+        (
+            gate(
+                json!([{"name": "approvers", "value": ["alice"]}, {"name": "inputs", "value": "- {name: target, choice: [a]}"}]),
+            ),
+            "`inputs`: the param must hold a YAML list of {name, description, choices, default, required, pattern}",
+        ),
+        (
+            run_with(
+                json!({"customSpec": {"apiVersion": "approval.tekton.dev/v1alpha1", "kind": "Approval",
+                "spec": {"approvers": ["alice"], "approvalWindow": {"timeZone": "Europe/Nowhere"}}}}),
+            ),
+            "`approvalWindow`: `timeZone` `Europe/Nowhere` is not in the tz database",
+        ),
+        (
+            gate(
+                json!([{"name": "approvers", "value": ["alice"]}, {"name": "approvalWindow", "value": "Mon-Fri"}]),
+            ),
+            "unknown param `approvalWindow`",
+        ),
+    ];
+    for (run, expected) in rows {
+        let plan = plan_at(&run, at(0));
+        let (status, reason, message) = succeeded(&plan);
+        assert_eq!((status, reason), ("False", "InvalidApproval"));
+        assert!(message.starts_with(expected), "{message}");
+    }
+}
