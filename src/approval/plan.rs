@@ -772,11 +772,13 @@ fn results(
         State::Approved => tally.counted.last().map(|r| &r.inputs),
         _ => None,
     };
-    let inputs = (!policy.inputs.is_empty())
-        .then(|| inputs::published(&policy.inputs, decided_inputs))
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(name, value)| RunResult { name, value });
+    let inputs = if policy.inputs.is_empty() {
+        Vec::new()
+    } else {
+        inputs::published(&policy.inputs, decided_inputs)
+    }
+    .into_iter()
+    .map(|(name, value)| RunResult { name, value });
     let mut results = vec![
         RunResult {
             name: result::DECISION.into(),

@@ -1030,7 +1030,7 @@ fn a_deferred_approval_is_recorded_with_its_time_and_the_inputs_are_consumed() {
         );
         assert_eq!(
             warning.as_deref(),
-            Some(format!("gate ci/release-approve: this approval takes effect at {}; a rejection before then wins", format!("{}Z", &expected[..19])).as_str())
+            Some(format!("gate ci/release-approve: this approval takes effect at {}Z; a rejection before then wins", &expected[..19]).as_str())
         );
         assert!(operations.contains(&json!({"op": "remove", "path": "/metadata/annotations/approval.tekton.dev~1effective-at"})));
         let stored = applied(&new, &mutation);
