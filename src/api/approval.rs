@@ -55,6 +55,73 @@ pub struct ApprovalSpec {
     /// Whether the user who started the run may approve it (default false).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_self_approval: Option<bool>,
+    /// When approvals take effect: an approval given outside the window is recorded and
+    /// takes effect when it opens; a rejection always at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_window: Option<ApprovalWindow>,
+    /// Values an approver gives with an approval, published as `input-<name>` results.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<Vec<ApprovalInput>>,
+}
+
+/// Weekdays and hours in a time zone, and blackout dates.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalWindow {
+    /// An IANA time zone name (`Europe/Berlin`, `UTC`).
+    #[schemars(length(min = 1))]
+    pub time_zone: String,
+    /// `Mon`..`Sun`, or ranges such as `Mon-Fri`; every day when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub days: Option<Vec<String>>,
+    /// `HH:MM-HH:MM` in the time zone (`09:00-17:00`, or `22:00-06:00` across midnight);
+    /// all day when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]{2}:[0-9]{2}-[0-9]{2}:[0-9]{2}$"))]
+    pub hours: Option<String>,
+    /// Dates (in the time zone, inclusive) on which no approval takes effect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blackouts: Option<Vec<ApprovalBlackout>>,
+}
+
+/// A blackout: `from` to `to`, inclusive.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalBlackout {
+    /// The first date, `YYYY-MM-DD`.
+    #[schemars(regex(pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"))]
+    pub from: String,
+    /// The last date (default: `from`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"))]
+    pub to: Option<String>,
+    /// Why, shown to approvers (`year-end freeze`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// One input an approver gives with an approval.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalInput {
+    /// Letters, digits, `-` and `_` (at most 40); the result is `input-<name>`.
+    #[schemars(regex(pattern = r"^[A-Za-z0-9]([-A-Za-z0-9_]{0,38}[A-Za-z0-9])?$"))]
+    pub name: String,
+    /// What to give, for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// When set, the value must be one of these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub choices: Option<Vec<String>>,
+    /// The value when the approver gives none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
+    /// Whether an approval must give a value (default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required: Option<bool>,
+    /// A regular expression the whole value must match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
 }
 
 /// The CRD manifest as checked in under `config/`, with the header that says how it is made.

@@ -74,7 +74,7 @@ pub enum Command {
     /// Show one gate: what is asked, who may decide, who did, the deadline and the results.
     Describe(DescribeArgs),
     /// Approve a gate (annotates it with approval.tekton.dev/approve).
-    Approve(DecideArgs),
+    Approve(ApproveArgs),
     /// Reject a gate (annotates it with approval.tekton.dev/reject).
     Reject(DecideArgs),
     /// Print a shell completion script.
@@ -124,6 +124,24 @@ pub struct DecideArgs {
     pub wait: Duration,
 }
 
+/// `approve`: a decision, and what only an approval can say.
+#[derive(Args, Debug, PartialEq)]
+pub struct ApproveArgs {
+    /// The gate, comment and wait.
+    #[command(flatten)]
+    pub decide: DecideArgs,
+    /// A value for one of the gate's inputs (repeat for several); `describe` lists them.
+    #[arg(long = "input", value_name = "NAME=VALUE", value_parser = input_pair)]
+    pub inputs: Vec<(String, String)>,
+    /// Let the approval take effect at this time (RFC 3339, e.g. 2026-12-01T09:00:00Z); a
+    /// rejection before then wins.
+    #[arg(long, value_name = "TIME", value_parser = rfc3339_time, conflicts_with = "after")]
+    pub at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Let the approval take effect this long from now (a Go duration, e.g. 2h).
+    #[arg(long = "in", value_name = "DURATION", value_parser = wait_duration)]
+    pub after: Option<Duration>,
+}
+
 /// `completion`.
 #[derive(Args, Debug, PartialEq)]
 pub struct CompletionArgs {
@@ -154,6 +172,23 @@ pub enum Output {
 
 fn wait_duration(text: &str) -> Result<Duration, String> {
     parse_go_duration(text).map_err(|e| e.to_string())
+}
+
+fn input_pair(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.trim().is_empty() => {
+            Ok((name.trim().to_string(), value.to_string()))
+        }
+        _ => Err(format!(
+            "`{text}` is not NAME=VALUE (e.g. --input target=production)"
+        )),
+    }
+}
+
+fn rfc3339_time(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|_| format!("`{text}` is not an RFC 3339 time (e.g. 2026-12-01T09:00:00Z)"))
 }
 
 /// The kubeconfig files to read, as kubectl picks them: `--kubeconfig` alone if given, else
@@ -363,10 +398,15 @@ mod tests {
         let cli = parse("kubectl approval", args).unwrap();
         assert_eq!(
             cli.command,
-            Command::Approve(DecideArgs {
-                name: "pipelinerun/release".into(),
-                message: "ship it".into(),
-                wait: Duration::from_secs(10),
+            Command::Approve(ApproveArgs {
+                decide: DecideArgs {
+                    name: "pipelinerun/release".into(),
+                    message: "ship it".into(),
+                    wait: Duration::from_secs(10),
+                },
+                inputs: vec![],
+                at: None,
+                after: None,
             })
         );
         let cli = parse_line("reject gate --wait 0s").unwrap();
@@ -381,8 +421,34 @@ mod tests {
     }
 
     #[test]
+    fn approve_takes_inputs_and_a_time_to_take_effect() {
+        let cli =
+            parse_line("approve gate --input target=production --input note=a=b --in 2h").unwrap();
+        let Command::Approve(args) = cli.command else {
+            panic!("approve")
+        };
+        assert_eq!(
+            args.inputs,
+            [
+                ("target".to_string(), "production".to_string()),
+                ("note".to_string(), "a=b".to_string())
+            ]
+        );
+        assert_eq!(args.after, Some(Duration::from_secs(7200)));
+        let cli = parse_line("approve gate --at 2026-12-01T09:00:00+01:00").unwrap();
+        let Command::Approve(args) = cli.command else {
+            panic!("approve")
+        };
+        assert_eq!(args.at, Some("2026-12-01T08:00:00Z".parse().unwrap()));
+    }
+
+    #[test]
     fn bad_command_lines_are_usage_errors() {
         for line in [
+            "approve gate --input target",
+            "approve gate --at tomorrow",
+            "approve gate --at 2026-12-01T09:00:00Z --in 2h",
+            "reject gate --input target=x",
             "approve",
             "describe",
             "list -o table",

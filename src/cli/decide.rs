@@ -13,7 +13,9 @@ use crate::approval::admission::ended_message;
 use crate::approval::ledger::{Decision, Ledger, Record};
 use crate::approval::outcome::{Outcome, evaluate};
 use crate::approval::plan::{Attempt, has_ended, reason};
-use crate::approval::{APPROVE_ANNOTATION, REJECT_ANNOTATION};
+use crate::approval::{
+    APPROVE_ANNOTATION, EFFECTIVE_AT_ANNOTATION, INPUT_ANNOTATION_PREFIX, REJECT_ANNOTATION,
+};
 
 /// The annotation that carries a decision.
 pub fn input_annotation(decision: Decision) -> &'static str {
@@ -44,15 +46,31 @@ pub fn check_open(run: &CustomRun) -> Result<(), CliError> {
     Ok(())
 }
 
+/// What only an approval can say besides its comment.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Extras {
+    /// Values for the gate's inputs, by name.
+    pub inputs: Vec<(String, String)>,
+    /// The `effective-at` annotation's value: an RFC 3339 time or a Go duration.
+    pub effective_at: Option<String>,
+}
+
 /// The merge patch `kubectl annotate --overwrite` would send. The other input annotation is
 /// removed in the same write: one left over from a time without the webhook would otherwise
 /// make this write carry both, which the webhook refuses.
-pub fn patch(decision: Decision, comment: &str) -> Value {
+pub fn patch(decision: Decision, comment: &str, extras: &Extras) -> Value {
     let (set, clear) = match decision {
         Decision::Approve => (APPROVE_ANNOTATION, REJECT_ANNOTATION),
         Decision::Reject => (REJECT_ANNOTATION, APPROVE_ANNOTATION),
     };
-    json!({"metadata": {"annotations": {set: comment, clear: null}}})
+    let mut annotations = json!({set: comment, clear: null});
+    for (name, value) in &extras.inputs {
+        annotations[format!("{INPUT_ANNOTATION_PREFIX}{name}")] = json!(value);
+    }
+    if let Some(at) = &extras.effective_at {
+        annotations[EFFECTIVE_AT_ANNOTATION] = json!(at);
+    }
+    json!({"metadata": {"annotations": annotations}})
 }
 
 /// The records of the current attempt (the ledger less what earlier attempts consumed).
@@ -71,6 +89,8 @@ pub struct Recorded {
     retries_before: usize,
     /// Counted records of the attempt once the controller has read this one.
     counted: usize,
+    /// Held-back approvals of the attempt once the controller has read this one.
+    held: usize,
 }
 
 /// Reads the object the API server returned for the patch (after the webhook mutated it).
@@ -112,16 +132,18 @@ pub fn recorded(
         }));
     };
     let status = after.status.clone().unwrap_or_default();
-    let counted = match Attempt::of(&status).and_then(Result::ok) {
-        Some(attempt) => evaluate(&attempt.policy, &records, attempt.deadline, now)
-            .counted
-            .len(),
-        None => records.len(),
+    let (counted, held) = match Attempt::of(&status).and_then(Result::ok) {
+        Some(attempt) => {
+            let tally = evaluate(&attempt.policy, &records, attempt.deadline, now);
+            (tally.counted.len(), tally.held.len())
+        }
+        None => (records.len(), 0),
     };
     Ok(Recorded {
         record,
         retries_before: status.retries_status.len(),
         counted,
+        held,
     })
 }
 
@@ -177,7 +199,7 @@ impl Recorded {
             });
         }
         let attempt = Attempt::of(status)?.ok()?;
-        (attempt.recorded >= self.counted).then(|| Report::Waiting {
+        (attempt.recorded >= self.counted && attempt.held >= self.held).then(|| Report::Waiting {
             message: condition.message.clone(),
         })
     }
@@ -282,14 +304,29 @@ mod tests {
     #[test]
     fn the_patch_sets_one_input_and_clears_the_other() {
         assert_eq!(
-            patch(Decision::Approve, "ship it"),
+            patch(Decision::Approve, "ship it", &Extras::default()),
             json!({"metadata": {"annotations": {
                 "approval.tekton.dev/approve": "ship it", "approval.tekton.dev/reject": null}}})
         );
         assert_eq!(
-            patch(Decision::Reject, ""),
+            patch(Decision::Reject, "", &Extras::default()),
             json!({"metadata": {"annotations": {
                 "approval.tekton.dev/reject": "", "approval.tekton.dev/approve": null}}})
+        );
+    }
+
+    #[test]
+    fn an_approvals_inputs_and_time_go_in_the_same_patch() {
+        let extras = Extras {
+            inputs: vec![("target".into(), "production".into())],
+            effective_at: Some("2h".into()),
+        };
+        assert_eq!(
+            patch(Decision::Approve, "", &extras),
+            json!({"metadata": {"annotations": {
+                "approval.tekton.dev/approve": "", "approval.tekton.dev/reject": null,
+                "approval.tekton.dev/input-target": "production",
+                "approval.tekton.dev/effective-at": "2h"}}})
         );
     }
 

@@ -55,6 +55,14 @@ pub fn describe(view: &GateView, identity: Option<&Identity>, now: DateTime<Utc>
         out.field("On timeout", &to_word(&on_timeout));
         out.field("On reject", &to_word(&on_reject));
     }
+    if let Some(window) = &view.approval_window {
+        let state = match view.window_open {
+            _ if view.ended => String::new(),
+            Some(true) => " (open now)".into(),
+            _ => " (closed now: approvals wait until it opens)".into(),
+        };
+        out.field("Window", &format!("{window}{state}"));
+    }
     if !view.ended {
         out.field("You", &you(view, identity));
     }
@@ -79,6 +87,50 @@ pub fn describe(view: &GateView, identity: Option<&Identity>, now: DateTime<Utc>
     }
     if view.attempts > 1 {
         out.field("Attempt", &format!("{} of {}", view.attempt, view.attempts));
+    }
+    for (i, pending) in view.pending.iter().enumerate() {
+        let when = match pending.takes_effect {
+            Some(at) if at > now => format!(
+                "takes effect at {} (in {})",
+                timestamp(at),
+                super::text::human_duration(at - now)
+            ),
+            Some(at) => format!("takes effect at {}", timestamp(at)),
+            None => "waits for the approval window, which does not open within two years".into(),
+        };
+        let label = if i == 0 { "Waiting until" } else { "" };
+        out.field(label, &format!("{}'s approval {when}", pending.user));
+    }
+
+    if !view.inputs.is_empty() {
+        out.section("Inputs");
+        let mut rows = vec![vec![
+            "NAME".to_string(),
+            "VALUES".into(),
+            "DEFAULT".into(),
+            "DESCRIPTION".into(),
+        ]];
+        for input in &view.inputs {
+            let mut values = if input.choices.is_empty() {
+                "any".to_string()
+            } else {
+                input.choices.join("|")
+            };
+            if let Some(pattern) = &input.pattern {
+                values.push_str(&format!(" matching {pattern}"));
+            }
+            rows.push(vec![
+                clean(&input.name),
+                clean(&values),
+                match (&input.default, input.required) {
+                    (_, true) => "(required)".into(),
+                    (Some(default), _) => clean(default),
+                    (None, false) => "-".into(),
+                },
+                clean(&input.description),
+            ]);
+        }
+        out.block(&columns(&rows), 2);
     }
 
     out.section("Decisions");
@@ -134,24 +186,42 @@ fn you(view: &GateView, identity: Option<&Identity>) -> String {
     }
 }
 
-/// The ledger as a timeline: TIME, USER, DECISION, COMMENT.
+/// The ledger as a timeline: TIME, USER, DECISION, COMMENT; EFFECTIVE-AT and INPUTS when a
+/// record has them.
 fn timeline(records: &[Record]) -> String {
-    let mut rows = vec![vec![
-        "TIME".to_string(),
-        "USER".into(),
-        "DECISION".into(),
-        "COMMENT".into(),
-    ]];
+    let deferred = records.iter().any(|r| r.effective_at.is_some());
+    let with_inputs = records.iter().any(|r| !r.inputs.is_empty());
+    let mut header = vec!["TIME".to_string(), "USER".into(), "DECISION".into()];
+    if deferred {
+        header.push("EFFECTIVE-AT".into());
+    }
+    if with_inputs {
+        header.push("INPUTS".into());
+    }
+    header.push("COMMENT".into());
+    let mut rows = vec![header];
     for record in records {
-        rows.push(vec![
+        let mut row = vec![
             timestamp(record.time),
             clean(&record.user),
             serde_json::to_value(record.decision)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_string))
                 .unwrap_or_default(),
-            clean(&record.comment),
-        ]);
+        ];
+        if deferred {
+            row.push(
+                record
+                    .effective_at
+                    .map(timestamp)
+                    .unwrap_or_else(|| "-".into()),
+            );
+        }
+        if with_inputs {
+            row.push(clean(&crate::approval::inputs::describe(&record.inputs)));
+        }
+        row.push(clean(&record.comment));
+        rows.push(row);
     }
     columns(&rows)
 }
@@ -312,5 +382,45 @@ Results:
             text.contains("Deadline:       2026-11-23T10:00:01Z (passed)\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn golden_describe_of_a_gate_with_a_window_inputs_and_held_approvals() {
+        use crate::cli::view::tests::windowed_gate;
+        let view = GateView::new(&run(windowed_gate()), Some(&alice()), now());
+        let expected = "\
+Name:           release-x7k2p-approve
+Namespace:      ci
+PipelineRun:    release-x7k2p
+Pipeline task:  approve-release
+Status:         AwaitingApproval
+                Waiting for 1 more approval (1 of 2) from alice, group:release-managers: Release v1.2 to production?
+Message:        Release v1.2 to production?
+Approvers:      alice, group:release-managers
+Quorum:         2 approvals (0 received)
+On timeout:     fail
+On reject:      fail
+Window:         Mon-Fri 09:00-17:00 UTC (closed now: approvals wait until it opens)
+You:            alice may decide
+Created:        2026-11-22T10:00:00Z (120m ago)
+Started:        2026-11-22T10:00:01Z (119m ago)
+Deadline:       2026-11-23T10:00:01Z (22h left)
+Waiting until:  bob's approval takes effect at 2026-11-23T09:00:00Z (in 21h)
+                alice's approval takes effect at 2026-11-23T09:00:00Z (in 21h)
+
+Inputs:
+  NAME       VALUES               DEFAULT      DESCRIPTION
+  target     staging|production   (required)   where to deploy
+  replicas   any                  3
+
+Decisions:
+  TIME                   USER    DECISION   EFFECTIVE-AT           INPUTS                          COMMENT
+  2026-11-22T10:20:00Z   bob     approve    -                      replicas=3, target=production
+  2026-11-22T11:00:00Z   alice   approve    2026-11-22T13:30:00Z   replicas=3, target=production
+
+Results:
+  none yet
+";
+        assert_eq!(describe(&view, Some(&alice()), now()), expected);
     }
 }

@@ -65,15 +65,26 @@ async fn execute(cli: Cli, display_name: &str) -> Result<(), CliError> {
             let cluster = Cluster::connect(&cli.connection).await?;
             describe(&cluster, &target, describe_args.output).await
         }
-        Command::Approve(decide_args) => {
-            let target = Target::parse(&decide_args.name)?;
+        Command::Approve(approve_args) => {
+            let target = Target::parse(&approve_args.decide.name)?;
             let cluster = Cluster::connect(&cli.connection).await?;
-            decide(&cluster, &target, Decision::Approve, decide_args).await
+            let extras = decide::Extras {
+                inputs: approve_args.inputs,
+                effective_at: match (approve_args.at, approve_args.after) {
+                    (Some(at), _) => Some(at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
+                    // The webhook adds a duration to its own clock: the approver's may be off.
+                    (None, Some(after)) => Some(crate::api::time::format_go_duration(after)),
+                    (None, None) => None,
+                },
+            };
+            let decision = Decision::Approve;
+            decide(&cluster, &target, decision, approve_args.decide, extras).await
         }
         Command::Reject(decide_args) => {
             let target = Target::parse(&decide_args.name)?;
             let cluster = Cluster::connect(&cli.connection).await?;
-            decide(&cluster, &target, Decision::Reject, decide_args).await
+            let extras = decide::Extras::default();
+            decide(&cluster, &target, Decision::Reject, decide_args, extras).await
         }
     }
 }
@@ -150,11 +161,12 @@ async fn decide(
     target: &Target,
     decision: Decision,
     decide_args: DecideArgs,
+    extras: decide::Extras,
 ) -> Result<(), CliError> {
     let before = cluster.find(target).await?;
     decide::check_open(&before)?;
     let name = before.metadata.name.clone().unwrap_or_default();
-    let patch = decide::patch(decision, &decide_args.message);
+    let patch = decide::patch(decision, &decide_args.message, &extras);
     let after = match cluster.patch(&name, &patch).await {
         Ok(after) => after,
         Err(denial @ CliError::Denied(_)) => {

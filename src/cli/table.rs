@@ -11,8 +11,10 @@ pub fn is_listed(view: &GateView, all: bool) -> bool {
 }
 
 /// The table: NAME, PIPELINERUN, STATUS, APPROVALS, APPROVERS, AGE, DEADLINE, CAN-DECIDE,
-/// with NAMESPACE first when listing all namespaces (as kubectl does).
+/// with NAMESPACE first when listing all namespaces (as kubectl does), and WAITING-UNTIL
+/// after DEADLINE when a listed gate holds an approval that takes effect later.
 pub fn table(views: &[GateView], all_namespaces: bool, now: DateTime<Utc>) -> String {
+    let waiting_until = views.iter().any(|v| !v.pending.is_empty());
     let mut header = vec![
         "NAME",
         "PIPELINERUN",
@@ -23,6 +25,9 @@ pub fn table(views: &[GateView], all_namespaces: bool, now: DateTime<Utc>) -> St
         "DEADLINE",
         "CAN-DECIDE",
     ];
+    if waiting_until {
+        header.insert(7, "WAITING-UNTIL");
+    }
     if all_namespaces {
         header.insert(0, "NAMESPACE");
     }
@@ -40,6 +45,15 @@ pub fn table(views: &[GateView], all_namespaces: bool, now: DateTime<Utc>) -> St
             time_left(view, now),
             can_decide(view).into(),
         ];
+        if waiting_until {
+            let until = match (&view.pending.first(), view.waiting_until) {
+                (None, _) => "-".into(),
+                (Some(_), Some(at)) if at > now => human_duration(at - now),
+                (Some(_), Some(_)) => "now".into(),
+                (Some(_), None) => "never".into(),
+            };
+            row.insert(7, until);
+        }
         if all_namespaces {
             row.insert(0, clean(&view.namespace));
         }
@@ -165,5 +179,20 @@ ci          hotfix-gate             -               Pending            -        
             "No waiting gates found in ci namespace."
         );
         assert_eq!(nothing_listed(true, None), "No gates found.");
+    }
+
+    #[test]
+    fn waiting_until_appears_when_a_listed_gate_holds_an_approval() {
+        use crate::cli::view::tests::windowed_gate;
+        let listed = [
+            GateView::new(&run(windowed_gate()), Some(&alice()), now()),
+            GateView::new(&run(waiting_gate()), Some(&alice()), now()),
+        ];
+        let expected = "\
+NAME                    PIPELINERUN     STATUS             APPROVALS   APPROVERS                      AGE    DEADLINE   WAITING-UNTIL   CAN-DECIDE
+release-x7k2p-approve   release-x7k2p   AwaitingApproval   0/2         alice,group:release-managers   120m   22h        21h             yes
+release-x7k2p-approve   release-x7k2p   AwaitingApproval   1/2         alice,group:release-managers   120m   22h        -               yes
+";
+        assert_eq!(table(&listed, false, now()), expected);
     }
 }

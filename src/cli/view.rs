@@ -9,6 +9,7 @@ use super::target::{PIPELINE_RUN_LABEL, PIPELINE_TASK_LABEL, label};
 use crate::api::time::from_jiff;
 use crate::api::{CustomRun, RunResult};
 use crate::approval::LEDGER_ANNOTATION;
+use crate::approval::inputs::Input;
 use crate::approval::ledger::{Ledger, Record};
 use crate::approval::outcome::evaluate;
 use crate::approval::plan::{Attempt, has_ended};
@@ -86,6 +87,21 @@ pub struct GateView {
     /// Whether the current user may decide now: `None` when that is not known (no identity,
     /// or the gate has not frozen its approvers yet).
     pub can_decide: Option<bool>,
+    /// When approvals take effect (the frozen window), if the policy has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval_window: Option<String>,
+    /// Whether the window is open now (none without a window).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window_open: Option<bool>,
+    /// What an approver gives with an approval.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<Input>,
+    /// Approvals recorded that have not taken effect yet, soonest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<PendingApproval>,
+    /// When the first of them takes effect.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting_until: Option<DateTime<Utc>>,
     /// The current attempt's decisions, oldest first.
     pub decisions: Vec<Record>,
     /// Why the ledger could not be read, if it could not.
@@ -96,6 +112,17 @@ pub struct GateView {
     /// Attempts that ended and were retried, oldest first.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub earlier_attempts: Vec<EarlierAttempt>,
+}
+
+/// An approval that takes effect later (deferred, or outside the approval window).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingApproval {
+    /// Who approved.
+    pub user: String,
+    /// When it takes effect; none if the window does not open within two years.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub takes_effect: Option<DateTime<Utc>>,
 }
 
 /// An attempt archived in `status.retriesStatus`.
@@ -135,12 +162,21 @@ impl GateView {
                 unreadable.join("; ")
             )
         });
-        let approvals = attempt
+        // The deadline is left out: this counts votes in effect, whether or not the
+        // controller has ended the gate yet.
+        let tally = attempt
             .as_ref()
-            // The deadline is left out: this counts votes in effect, whether or not the
-            // controller has ended the gate yet.
-            .map(|a| evaluate(&a.policy, &decisions, None, now).received())
-            .unwrap_or(0);
+            .map(|a| evaluate(&a.policy, &decisions, None, now));
+        let approvals = tally.as_ref().map_or(0, |t| t.received());
+        let pending: Vec<PendingApproval> = tally
+            .iter()
+            .filter(|_| !ended)
+            .flat_map(|t| &t.pending)
+            .map(|held| PendingApproval {
+                user: held.record.user.clone(),
+                takes_effect: held.at,
+            })
+            .collect();
         let can_decide = match (&attempt, identity) {
             _ if ended => Some(false),
             (Some(attempt), Some(me)) => {
@@ -186,6 +222,15 @@ impl GateView {
             attempt: status.retries_status.len() as u32 + 1,
             attempts: run.spec.retries + 1,
             can_decide,
+            approval_window: policy
+                .and_then(|p| p.approval_window.as_ref())
+                .map(ToString::to_string),
+            window_open: policy
+                .and_then(|p| p.approval_window.as_ref())
+                .map(|w| w.is_open(now)),
+            inputs: policy.map(|p| p.inputs.clone()).unwrap_or_default(),
+            waiting_until: pending.first().and_then(|p| p.takes_effect),
+            pending,
             decisions,
             ledger_error,
             results: status.results.clone(),
@@ -252,6 +297,21 @@ pub(crate) mod tests {
                     "timeout": "24h0m0s", "deadline": "2026-11-23T10:00:01Z", "recorded": 1}
             }
         })
+    }
+
+    /// The waiting gate with an approval window (closed at `now()`, 12:00 UTC), inputs, and
+    /// alice's approval deferred to 13:30.
+    pub fn windowed_gate() -> Value {
+        let mut gate = waiting_gate();
+        gate["status"]["extraFields"]["approvalWindow"] =
+            json!({"timeZone": "UTC", "days": ["Mon-Fri"], "hours": "09:00-17:00"});
+        gate["status"]["extraFields"]["inputs"] = json!([
+            {"name": "target", "description": "where to deploy", "choices": ["staging", "production"], "required": true},
+            {"name": "replicas", "default": "3"}]);
+        gate["metadata"]["annotations"]["approval.tekton.dev/decisions"] = json!(
+            r#"[{"user":"bob","groups":["release-managers"],"decision":"approve","time":"2026-11-22T10:20:00Z","inputs":{"replicas":"3","target":"production"}},{"user":"alice","decision":"approve","time":"2026-11-22T11:00:00Z","effectiveAt":"2026-11-22T13:30:00Z","inputs":{"replicas":"3","target":"production"}}]"#
+        );
+        gate
     }
 
     /// A gate rejected on its second attempt, its first attempt archived.
@@ -408,5 +468,34 @@ pub(crate) mod tests {
             "the ledger annotation approval.tekton.dev/decisions has entries that are not \
              records: not a JSON array (expected ident at line 1 column 2)"
         );
+    }
+
+    #[test]
+    fn a_held_approval_is_pending_until_it_takes_effect() {
+        // 2026-11-22 is a Sunday: the Mon-Fri window is closed, so bob's approval waits too.
+        let view = GateView::new(&run(windowed_gate()), Some(&alice()), now());
+        assert_eq!(view.approvals, 0);
+        assert_eq!(view.window_open, Some(false));
+        assert_eq!(
+            view.pending,
+            [
+                PendingApproval {
+                    user: "bob".into(),
+                    takes_effect: Some("2026-11-23T09:00:00Z".parse().unwrap())
+                },
+                PendingApproval {
+                    user: "alice".into(),
+                    takes_effect: Some("2026-11-23T09:00:00Z".parse().unwrap())
+                },
+            ]
+        );
+        assert_eq!(view.waiting_until, view.pending[0].takes_effect);
+        assert_eq!(view.inputs.len(), 2);
+        // On Monday at 14:00 both are in effect.
+        let monday = "2026-11-23T14:00:00Z".parse().unwrap();
+        let view = GateView::new(&run(windowed_gate()), Some(&alice()), monday);
+        assert_eq!(view.approvals, 2);
+        assert!(view.pending.is_empty());
+        assert_eq!(view.waiting_until, None);
     }
 }
