@@ -22,14 +22,16 @@ use tracing::{debug, info, warn};
 
 use crate::api::CustomRun;
 use crate::api::watched::{Content, WatchedRun};
+use crate::approval::admission::PIPELINE_RUN_LABEL;
 use crate::approval::plan::{GateEvent, Severity, event_reason};
-use crate::approval::plan::{LedgerCleanup, Plan, policy_to_look_up};
-use crate::approval::{KIND, LEDGER_ANNOTATION, PolicyLookup, classify, plan};
+use crate::approval::plan::{LedgerCleanup, Plan, plan_with, policy_to_look_up, supersede_line};
+use crate::approval::{KIND, LEDGER_ANNOTATION, PolicyLookup, classify};
 use crate::events::EventPublisher;
 use crate::keys::KeySource;
 
 pub mod deadlines;
 pub mod leader;
+pub mod supersede;
 use crate::metrics::Metrics;
 use deadlines::Deadlines;
 use leader::Leader;
@@ -54,6 +56,8 @@ pub struct Context {
     pub leader: Leader,
     /// When waiting gates are due again.
     pub deadlines: Arc<Deadlines>,
+    /// Waiting gates that supersede each other.
+    pub lines: Arc<supersede::Lines>,
 }
 
 /// Why a reconcile failed.
@@ -162,7 +166,20 @@ pub async fn reconcile(mut run: CustomRun, ctx: Arc<Context>) -> Result<Action, 
         }
         let policy = look_up_policy(&ctx, &run).await?;
         let now = (ctx.clock)();
-        let Some(mut plan) = plan(&run, policy.as_lookup(), &ctx.keys.keyring(), now) else {
+        let line = run.status.as_ref().and_then(supersede_line);
+        let superseded_by = line
+            .as_deref()
+            .and_then(|key| ctx.lines.newer(waiting_on(&run, key)));
+        let planned = |keys: &crate::approval::seal::Keyring| {
+            plan_with(
+                &run,
+                policy.as_lookup(),
+                keys,
+                now,
+                superseded_by.as_deref(),
+            )
+        };
+        let Some(mut plan) = planned(&ctx.keys.keyring()) else {
             return Ok(Action::await_change());
         };
         // A seal made with a key we do not hold yet (rotated since we read the keys): read
@@ -171,7 +188,7 @@ pub async fn reconcile(mut run: CustomRun, ctx: Arc<Context>) -> Result<Action, 
         if let Some(id) = plan.unknown_key.clone()
             && ctx.keys.learn(&[id]).await
         {
-            plan = match crate::approval::plan(&run, policy.as_lookup(), &ctx.keys.keyring(), now) {
+            plan = match planned(&ctx.keys.keyring()) {
                 Some(plan) => plan,
                 None => return Ok(Action::await_change()),
             };
@@ -221,9 +238,58 @@ pub async fn reconcile(mut run: CustomRun, ctx: Arc<Context>) -> Result<Action, 
             .requeue_at
             .map(|at| tokio::time::Instant::now() + (at - now).to_std().unwrap_or(Duration::ZERO));
         ctx.deadlines.set(&namespace, &name, due);
+        follow_line(&ctx, &run, line.as_deref(), &plan);
         return Ok(Action::await_change());
     }
     Err(Error::Conflicts(name))
+}
+
+/// The gate on its supersede line.
+fn waiting_on<'a>(run: &'a CustomRun, key: &'a str) -> supersede::Waiting<'a> {
+    supersede::Waiting {
+        namespace: run.metadata.namespace.as_deref().unwrap_or_default(),
+        key,
+        created: run
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| crate::api::time::from_jiff(t.0))
+            .unwrap_or_default(),
+        name: run.metadata.name.as_deref().unwrap_or_default(),
+        pipeline_run: run
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(PIPELINE_RUN_LABEL))
+            .map(String::as_str)
+            .unwrap_or_default(),
+    }
+}
+
+/// Keeps the supersede lines up to date once a plan is applied: a gate that (still) waits
+/// is on its line, and the older gates there are planned again at once, to end
+/// `Superseded`; a gate that ended leaves its line.
+fn follow_line(ctx: &Context, run: &CustomRun, line_before: Option<&str>, plan: &Plan) {
+    let namespace = run.metadata.namespace.as_deref().unwrap_or_default();
+    match supersede_line(&plan.status) {
+        Some(key) => {
+            let gate = waiting_on(run, &key);
+            let now = tokio::time::Instant::now();
+            for older in ctx.lines.waiting(gate) {
+                ctx.deadlines.set(namespace, &older, Some(now));
+            }
+            // Started after a newer gate of its line (a restart plans in any order).
+            if line_before.is_none() && ctx.lines.newer(gate).is_some() {
+                ctx.deadlines.set(namespace, gate.name, Some(now));
+            }
+        }
+        None => {
+            if let Some(key) = line_before {
+                let gate = waiting_on(run, key);
+                ctx.lines.ended(namespace, key, gate.created, gate.name);
+            }
+        }
+    }
 }
 
 /// Events and metrics, after the status they describe is stored.

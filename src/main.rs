@@ -333,6 +333,7 @@ async fn main() -> anyhow::Result<()> {
             keys: seal_keys().await?.clone(),
             leader,
             deadlines: Default::default(),
+            lines: Default::default(),
         });
         let scope = if args.namespaces.is_empty() {
             Scope::AllNamespaces

@@ -221,6 +221,20 @@ impl Scenario {
             .await
     }
 
+    /// Sets several annotations on CustomRun `name` as `client` in one write (a decision
+    /// with its inputs or effect time, as `kubectl annotate` with several pairs).
+    pub async fn annotate_all(
+        &self,
+        client: &Client,
+        name: &str,
+        annotations: Value,
+    ) -> Result<CustomRun, kube::Error> {
+        let api: Api<CustomRun> = Api::namespaced(client.clone(), &self.namespace);
+        let patch = json!({"metadata": {"annotations": annotations}});
+        api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+    }
+
     /// The reasons of events on `object_name`, oldest first.
     pub async fn event_reasons(&self, object_name: &str) -> Vec<(String, String)> {
         let api: Api<k8s_openapi::api::events::v1::Event> =

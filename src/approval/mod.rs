@@ -42,6 +42,12 @@ pub const REQUESTED_BY_SEAL_ANNOTATION: &str = "approval.tekton.dev/requested-by
 /// that carry a valid one.
 pub const ADMITTED_ANNOTATION: &str = "approval.tekton.dev/admitted";
 
+/// Tekton's label naming the Pipeline of a run (the PipelineRun's name when its spec is
+/// embedded).
+pub const PIPELINE_LABEL: &str = "tekton.dev/pipeline";
+/// Tekton's label naming the pipeline task a run executes.
+pub const PIPELINE_TASK_LABEL: &str = "tekton.dev/pipelineTask";
+
 pub use gate::{Gate, PolicyLookup, classify};
 pub use plan::{Plan, plan};
 

@@ -235,6 +235,9 @@ mod tests {
             requested_by: None,
             approval_window: None,
             inputs: Vec::new(),
+            supersede: false,
+            supersede_key: None,
+            on_supersede: Default::default(),
         }
     }
 

@@ -8,14 +8,14 @@ use serde_json::Value;
 
 use super::eligibility::{Approver, Approvers};
 use super::inputs::{self, Input};
-use super::policy::{DEFAULT_TIMEOUT, OnReject, OnTimeout, Policy};
+use super::policy::{DEFAULT_TIMEOUT, OnReject, OnSupersede, OnTimeout, Policy};
 use super::tighten;
 use super::window::Window;
 use crate::api::time::parse_go_duration;
 use crate::api::{Param, ParamValue};
 
 /// The settings a pipeline author can write, with their migration aliases.
-const SETTINGS: [(&str, Setting); 7] = [
+const SETTINGS: [(&str, Setting); 10] = [
     ("approvers", Setting::Approvers),
     ("minApprovals", Setting::MinApprovals),
     ("message", Setting::Message),
@@ -23,6 +23,9 @@ const SETTINGS: [(&str, Setting); 7] = [
     ("onReject", Setting::OnReject),
     ("allowSelfApproval", Setting::AllowSelfApproval),
     ("inputs", Setting::Inputs),
+    ("supersede", Setting::Supersede),
+    ("supersedeKey", Setting::SupersedeKey),
+    ("onSupersede", Setting::OnSupersede),
 ];
 /// Names OpenShift's manual-approval-gate uses for the same settings.
 const ALIASES: [(&str, Setting); 2] = [
@@ -41,6 +44,9 @@ enum Setting {
     OnReject,
     AllowSelfApproval,
     Inputs,
+    Supersede,
+    SupersedeKey,
+    OnSupersede,
 }
 
 impl Setting {
@@ -171,12 +177,18 @@ pub enum Problem {
     /// `inputs` that cannot be read or are inconsistent.
     #[error("`inputs`: {0}")]
     InvalidInputs(String),
-    /// Params of a named policy gate declaring inputs the policy already declares.
+    /// Params of a named policy gate setting what the policy already sets (inputs,
+    /// supersession).
     #[error(
-        "param `inputs` cannot replace the inputs Approval policy `{0}` asks for: remove the \
-         param (its owners decide what approvers give)"
+        "param `{param}` cannot replace what Approval policy `{policy}` sets: remove the param \
+         (the policy's owners decide it)"
     )]
-    InputsSetByPolicy(String),
+    SetByPolicy {
+        /// The param.
+        param: &'static str,
+        /// The policy's name.
+        policy: String,
+    },
     /// `spec.timeout` of the CustomRun is not a duration.
     #[error("the CustomRun's spec.timeout `{0}` is not a duration")]
     InvalidRunTimeout(String),
@@ -222,6 +234,9 @@ pub struct Settings {
     allow_self_approval: Option<bool>,
     approval_window: Option<Window>,
     inputs: Option<Vec<Input>>,
+    supersede: Option<bool>,
+    supersede_key: Option<String>,
+    on_supersede: Option<OnSupersede>,
 }
 
 /// A value from a param (strings and arrays) or a spec field (any JSON).
@@ -321,6 +336,9 @@ impl Settings {
             allow_self_approval: one_of!(allow_self_approval, "allowSelfApproval"),
             approval_window: one_of!(approval_window, "approvalWindow"),
             inputs: one_of!(inputs, "inputs"),
+            supersede: one_of!(supersede, "supersede"),
+            supersede_key: one_of!(supersede_key, "supersedeKey"),
+            on_supersede: one_of!(on_supersede, "onSupersede"),
         };
         (merged, problems)
     }
@@ -360,18 +378,42 @@ impl Settings {
             allow_self_approval: policy.allow_self_approval,
             // The window is the policy's: params cannot name one (it is a spec field).
             approval_window: policy.approval_window,
-            inputs: match (policy.inputs, self.inputs) {
-                (Some(_), Some(_)) => {
-                    problems.push(Problem::InputsSetByPolicy(policy_name.to_string()));
-                    None
-                }
-                (policy_inputs, param_inputs) => policy_inputs.or(param_inputs),
-            },
+            inputs: policys_unless_unset(
+                &mut problems,
+                policy_name,
+                "inputs",
+                policy.inputs,
+                self.inputs,
+            ),
+            supersede: policys_unless_unset(
+                &mut problems,
+                policy_name,
+                "supersede",
+                policy.supersede,
+                self.supersede,
+            ),
+            supersede_key: policys_unless_unset(
+                &mut problems,
+                policy_name,
+                "supersedeKey",
+                policy.supersede_key,
+                self.supersede_key,
+            ),
+            on_supersede: policys_unless_unset(
+                &mut problems,
+                policy_name,
+                "onSupersede",
+                policy.on_supersede,
+                self.on_supersede,
+            ),
         };
         (merged, problems)
     }
 
-    /// Applies defaults and checks the whole. `run_timeout` is the CustomRun's
+    /// Applies defaults and checks the whole.
+    ///
+    /// (A param may set what a named policy leaves unset among inputs and supersession, but
+    /// never replace what it sets: see [`policys_unless_unset`].) `run_timeout` is the CustomRun's
     /// `spec.timeout`: for a named policy the stricter of it and the policy's `timeout` is in
     /// force ([`tighten::timeout`]); otherwise it wins over an embedded spec's `timeout`.
     pub fn into_policy(
@@ -414,7 +456,30 @@ impl Settings {
             requested_by: None,
             approval_window: self.approval_window,
             inputs: self.inputs.unwrap_or_default(),
+            supersede: self.supersede.unwrap_or(false),
+            supersede_key: self.supersede_key,
+            on_supersede: self.on_supersede.unwrap_or_default(),
         })
+    }
+}
+
+/// A named policy's value of a setting params may add but not replace.
+fn policys_unless_unset<T>(
+    problems: &mut Vec<Problem>,
+    policy_name: &str,
+    param: &'static str,
+    policy: Option<T>,
+    params: Option<T>,
+) -> Option<T> {
+    match (policy, params) {
+        (Some(_), Some(_)) => {
+            problems.push(Problem::SetByPolicy {
+                param,
+                policy: policy_name.to_string(),
+            });
+            None
+        }
+        (policy, params) => policy.or(params),
     }
 }
 
@@ -522,6 +587,30 @@ impl Reader {
                 });
             }
             Setting::Inputs => settings.inputs = Some(read_inputs(raw)?),
+            Setting::Supersede => {
+                settings.supersede = Some(match raw {
+                    Raw::Json(Value::Bool(b)) => *b,
+                    _ => match choice(name, raw)? {
+                        "true" => true,
+                        "false" => false,
+                        other => return Err(invalid_choice("supersede", other, "true, false")),
+                    },
+                });
+            }
+            Setting::SupersedeKey => {
+                let key = choice(name, raw)?;
+                if key.is_empty() {
+                    return Err(wrong_type(name, "a non-empty string", raw));
+                }
+                settings.supersede_key = Some(key.to_string());
+            }
+            Setting::OnSupersede => {
+                settings.on_supersede = Some(match choice(name, raw)? {
+                    "fail" => OnSupersede::Fail,
+                    "continue" => OnSupersede::Continue,
+                    other => return Err(invalid_choice("onSupersede", other, "fail, continue")),
+                });
+            }
             Setting::OnReject => {
                 let allowed = "fail, continue";
                 settings.on_reject = Some(match choice(name, raw)? {
@@ -802,7 +891,7 @@ mod tests {
         assert_eq!(
             messages(err),
             [
-                "unknown param `colour`; known: approvers, minApprovals, message, onTimeout, onReject, allowSelfApproval, inputs"
+                "unknown param `colour`; known: approvers, minApprovals, message, onTimeout, onReject, allowSelfApproval, inputs, supersede, supersedeKey, onSupersede"
             ]
         );
     }

@@ -12,11 +12,11 @@ use super::gate::{Gate, PolicyLookup, classify, resolve};
 use super::inputs;
 use super::ledger::{Decision, Ledger, Record};
 use super::outcome::{Held, Outcome, Tally, evaluate};
-use super::policy::{OnReject, OnTimeout, Policy};
+use super::policy::{OnReject, OnSupersede, OnTimeout, Policy};
 use super::seal::{self, Keyring, Verdict, gate_admission, record_message};
 use super::{
-    ADMITTED_ANNOTATION, APPROVE_ANNOTATION, LEDGER_ANNOTATION, REJECT_ANNOTATION,
-    REQUESTED_BY_ANNOTATION,
+    ADMITTED_ANNOTATION, APPROVE_ANNOTATION, LEDGER_ANNOTATION, PIPELINE_LABEL,
+    PIPELINE_TASK_LABEL, REJECT_ANNOTATION, REQUESTED_BY_ANNOTATION,
 };
 use crate::api::customrun::{RUN_CANCELLED, SUCCEEDED};
 use crate::api::time::{format_go_duration, kube_now, kube_time};
@@ -38,6 +38,8 @@ pub mod reason {
     pub const REJECTED_ON_TIMEOUT: &str = "RejectedOnTimeout";
     /// Cancelled by Tekton or a user (Tekton's own reason).
     pub const CANCELLED: &str = "CustomRunCancelled";
+    /// A newer run reached the same gate (`supersede`).
+    pub const SUPERSEDED: &str = "Superseded";
     /// Bad params, policy or ledger.
     pub const INVALID: &str = "InvalidApproval";
 }
@@ -56,6 +58,8 @@ pub mod event_reason {
     pub const REJECTED: &str = "Rejected";
     /// The deadline passed.
     pub const TIMED_OUT: &str = "TimedOut";
+    /// A newer run reached the same gate.
+    pub const SUPERSEDED: &str = "Superseded";
     /// Bad params, policy or ledger.
     pub const INVALID_APPROVAL: &str = "InvalidApproval";
     /// A gate without the webhook's admission seal: left alone.
@@ -66,7 +70,7 @@ pub mod event_reason {
 
 /// Result names: the protocol's results table.
 pub mod result {
-    /// `approved`, `rejected` or `timed-out`.
+    /// `approved`, `rejected`, `timed-out` or `superseded`.
     pub const DECISION: &str = "decision";
     /// JSON array of users.
     pub const APPROVED_BY: &str = "approvedBy";
@@ -227,6 +231,8 @@ pub enum State {
     TimedOut(OnTimeout),
     /// Cancelled by Tekton.
     Cancelled,
+    /// A newer run waits at the same gate: this PipelineRun.
+    Superseded(String),
     /// Bad input: the message says what to fix.
     Invalid(String),
 }
@@ -257,6 +263,33 @@ pub fn plan(
     lookup: PolicyLookup<'_>,
     keys: &Keyring,
     now: DateTime<Utc>,
+) -> Option<Plan> {
+    plan_with(run, lookup, keys, now, None)
+}
+
+/// The gates that supersede each other with this one: its namespace and frozen key, if its
+/// policy has `supersede` and it is waiting.
+pub fn supersede_line(status: &CustomRunStatus) -> Option<String> {
+    if has_ended(status) || status.start_time.is_none() {
+        return None;
+    }
+    let attempt = Attempt::of(status)?.ok()?;
+    attempt
+        .policy
+        .supersede
+        .then_some(attempt.policy.supersede_key)
+        .flatten()
+}
+
+/// [`plan`], knowing whether a newer run waits at the same gate (`superseded_by`: its
+/// PipelineRun). The API layer finds that out; a gate whose policy does not supersede
+/// ignores it.
+pub fn plan_with(
+    run: &CustomRun,
+    lookup: PolicyLookup<'_>,
+    keys: &Keyring,
+    now: DateTime<Utc>,
+    superseded_by: Option<&str>,
 ) -> Option<Plan> {
     let gate = classify(&run.spec)?;
     let now = kube_now(now);
@@ -292,6 +325,15 @@ pub fn plan(
                         .as_ref()
                         .and_then(|a| a.get(REQUESTED_BY_ANNOTATION))
                         .cloned();
+                    if policy.supersede && policy.supersede_key.is_none() {
+                        // Tekton's labels: the Pipeline (the PipelineRun's name when its
+                        // spec is embedded) and the pipeline task. A gate without them (made
+                        // directly) supersedes nothing.
+                        let label = |key: &str| run.metadata.labels.as_ref()?.get(key).cloned();
+                        policy.supersede_key = label(PIPELINE_LABEL)
+                            .zip(label(PIPELINE_TASK_LABEL))
+                            .map(|(pipeline, task)| format!("{pipeline}/{task}"));
+                    }
                     let deadline = policy.deadline_after().map(|d| now + d);
                     Attempt {
                         policy,
@@ -354,7 +396,7 @@ pub fn plan(
         events: Vec::new(),
     };
     let unverified_records = planner.announce_unverified(&ignored);
-    let mut plan = planner.plan(unrecorded_input);
+    let mut plan = planner.plan(unrecorded_input, superseded_by);
     plan.unverified_records = unverified_records;
     plan.unknown_key = unknown_key;
     // Records of archived attempts leave the ledger once their archive is in the status; if
@@ -380,7 +422,7 @@ struct Planner<'a> {
 }
 
 impl Planner<'_> {
-    fn plan(&mut self, unrecorded_input: Option<&str>) -> Plan {
+    fn plan(&mut self, unrecorded_input: Option<&str>, superseded_by: Option<&str>) -> Plan {
         let policy = &self.attempt.policy.clone();
         let start = self.current.start_time.unwrap_or(self.now);
         let tally = evaluate(policy, &self.records, self.attempt.deadline, self.now);
@@ -394,9 +436,12 @@ impl Planner<'_> {
         self.announce_held(&tally);
         self.announce_decisions(&tally);
         let state = match &tally.outcome {
-            Outcome::Waiting => State::Waiting {
-                received: tally.received(),
-                required: policy.min_approvals,
+            Outcome::Waiting => match superseded_by {
+                Some(newer) if policy.supersede => State::Superseded(newer.to_string()),
+                _ => State::Waiting {
+                    received: tally.received(),
+                    required: policy.min_approvals,
+                },
             },
             Outcome::Approved { .. } => State::Approved,
             Outcome::Rejected { .. } => State::Rejected,
@@ -543,7 +588,9 @@ impl Planner<'_> {
             rest: self.current.rest.clone(),
         };
         let attempts_used = self.current.retries_status.len() as u32;
-        if succeeded || attempts_used >= self.run.spec.retries {
+        // A superseded run is not retried: the newer run waits in its place.
+        let superseded = matches!(state, State::Superseded(_));
+        if succeeded || superseded || attempts_used >= self.run.spec.retries {
             return Plan {
                 status: ended,
                 events: std::mem::take(&mut self.events),
@@ -665,6 +712,17 @@ fn describe_end(
             format!("{}: rejected on timeout (onTimeout: reject)", timed_out()),
             (Severity::Warning, event_reason::TIMED_OUT),
         ),
+        State::Superseded(newer) => (
+            policy.on_supersede == OnSupersede::Continue,
+            reason::SUPERSEDED,
+            format!(
+                "Superseded by PipelineRun {newer}, a newer run waiting at the same gate ({} of \
+                 {} approvals)",
+                tally.received(),
+                policy.min_approvals
+            ),
+            (Severity::Normal, event_reason::SUPERSEDED),
+        ),
         State::Waiting { .. } | State::Cancelled | State::Invalid(_) => {
             unreachable!("only decided states end an attempt here")
         }
@@ -681,6 +739,7 @@ fn metrics_label(state: &State) -> &'static str {
         State::TimedOut(OnTimeout::Reject) => "rejected_on_timeout",
         State::Cancelled => "cancelled",
         State::Invalid(_) => "invalid",
+        State::Superseded(_) => "superseded",
     }
 }
 
@@ -763,6 +822,7 @@ fn results(
     let decision = match state {
         State::Approved | State::TimedOut(OnTimeout::Approve) => "approved",
         State::Rejected | State::TimedOut(OnTimeout::Reject) => "rejected",
+        State::Superseded(_) => "superseded",
         _ => "timed-out",
     };
     let json = |items: &[String]| serde_json::to_string(items).expect("strings serialise");

@@ -38,6 +38,17 @@ pub enum OnReject {
     Continue,
 }
 
+/// What being superseded by a newer run means for the run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnSupersede {
+    /// The run fails (`Superseded`), and the pipeline with it.
+    #[default]
+    Fail,
+    /// The run succeeds with `decision=superseded`, so `when` expressions can branch.
+    Continue,
+}
+
 /// The settings a gate is evaluated with.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -75,6 +86,20 @@ pub struct Policy {
     /// What an approver gives with an approval (see [`super::inputs`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub inputs: Vec<Input>,
+    /// Whether a newer run waiting at the same gate ends this one (`Superseded`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub supersede: bool,
+    /// Which gates supersede each other (within a namespace): as set, or frozen at the start
+    /// from the gate's Pipeline and pipeline task (`<pipeline>/<task>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supersede_key: Option<String>,
+    /// What being superseded means.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub on_supersede: OnSupersede,
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 fn allowed() -> bool {
@@ -148,6 +173,9 @@ mod tests {
             requested_by: Some("dave".into()),
             approval_window: None,
             inputs: Vec::new(),
+            supersede: false,
+            supersede_key: None,
+            on_supersede: OnSupersede::Fail,
         };
         let frozen = serde_json::to_value(&policy).unwrap();
         assert_eq!(

@@ -9,7 +9,7 @@ use super::exit::CliError;
 /// The label Tekton puts on the CustomRuns of a PipelineRun.
 pub const PIPELINE_RUN_LABEL: &str = "tekton.dev/pipelineRun";
 /// The label Tekton puts on a CustomRun: the pipeline task it runs.
-pub const PIPELINE_TASK_LABEL: &str = "tekton.dev/pipelineTask";
+pub use crate::approval::PIPELINE_TASK_LABEL;
 
 /// What a NAME on the command line refers to.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::api::watched::WatchedRun;
+use crate::approval::plan;
 use crate::approval::testing::{admitted, keys, sealed};
 use http::{Method, Request, Response, StatusCode};
 use kube::client::Body;
@@ -32,6 +33,7 @@ fn context() -> (Arc<Context>, Handle) {
         ),
         leader: Leader::always(),
         deadlines: Default::default(),
+        lines: Default::default(),
     };
     (Arc::new(ctx), handle)
 }
