@@ -62,6 +62,19 @@ pub struct ApprovalSpec {
     /// Values an approver gives with an approval, published as `input-<name>` results.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inputs: Option<Vec<ApprovalInput>>,
+    /// Whether a newer run waiting at the same gate ends an older waiting one
+    /// (`Superseded`); default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supersede: Option<bool>,
+    /// Which gates supersede each other in a namespace (default: the Pipeline's name and the
+    /// pipeline task's, `<pipeline>/<task>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub supersede_key: Option<String>,
+    /// What being superseded means: `fail` (default) or `continue`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["fail", "continue"]))]
+    pub on_supersede: Option<String>,
 }
 
 /// Weekdays and hours in a time zone, and blackout dates.

@@ -1121,6 +1121,48 @@ mod tests {
     }
 
     #[test]
+    fn params_may_add_inputs_and_supersession_a_named_policy_leaves_unset_but_not_replace_them() {
+        let (policy, problems) = Settings::from_spec(&json!({"approvers": ["group:sre"],
+            "inputs": [{"name": "target"}], "supersede": true,
+            "approvalWindow": {"timeZone": "UTC", "hours": "09:00-17:00"}}));
+        assert!(problems.is_empty(), "{problems:?}");
+        let (params, _) = Settings::from_params(&[
+            param("inputs", json!("[{name: ticket}]")),
+            param("supersede", json!("false")),
+            param("onSupersede", json!("continue")),
+        ]);
+        let (merged, problems) = params.over_policy("production", policy);
+        assert_eq!(
+            messages(problems),
+            [
+                "param `inputs` cannot replace what Approval policy `production` sets: remove the param (the policy's owners decide it)",
+                "param `supersede` cannot replace what Approval policy `production` sets: remove the param (the policy's owners decide it)",
+            ]
+        );
+        let policy = merged.into_policy(None, Some("production")).unwrap();
+        assert_eq!(policy.on_supersede, OnSupersede::Continue, "unset by the policy: the param's");
+        assert!(policy.approval_window.is_some(), "the window is the policy's");
+    }
+
+    #[test]
+    fn inputs_are_a_yaml_string_in_params_and_a_list_in_specs() {
+        let policy = policy_from(&[
+            param("approvers", json!(["a"])),
+            param("inputs", json!("- name: target\n  choices: [staging, production]\n")),
+        ])
+        .unwrap();
+        assert_eq!(policy.inputs[0].choices, ["staging", "production"]);
+        let err = policy_from(&[param("approvers", json!(["a"])), param("inputs", json!(["x"]))])
+            .unwrap_err();
+        assert_eq!(
+            messages(err),
+            ["`inputs` must be a list (a YAML string in a param), got an array"]
+        );
+        let (_, problems) = Settings::from_spec(&json!({"approvers": ["a"], "inputs": [{"name": "a b"}]}));
+        assert!(messages(problems)[0].starts_with("`inputs`: input name `a b` must be"));
+    }
+
+    #[test]
     fn allow_self_approval_is_a_boolean_string_in_params_and_a_boolean_in_specs() {
         let policy = policy_from(&[
             param("approvers", json!(["a"])),

@@ -1217,3 +1217,106 @@ fn invalid_inputs_or_windows_fail_the_gate_with_what_to_fix() {
         assert!(message.starts_with(expected), "{message}");
     }
 }
+
+// ---- supersede -------------------------------------------------------------------------------
+
+fn superseding_gate(extra: &[(&str, &str)]) -> CustomRun {
+    let mut run = single_approver_gate(extra);
+    run.metadata.labels = Some(
+        [
+            ("tekton.dev/pipeline", "release"),
+            ("tekton.dev/pipelineTask", "approve"),
+            ("tekton.dev/pipelineRun", "release-1"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .into(),
+    );
+    admitted(run)
+}
+
+fn plan_superseded(run: &CustomRun, now: DateTime<Utc>, by: Option<&str>) -> Plan {
+    plan_with(run, PolicyLookup::NotNeeded, &keys(), now, by).expect("a gate")
+}
+
+#[test]
+fn the_supersede_key_is_frozen_from_the_pipeline_and_task_when_the_gate_starts() {
+    let run = started(superseding_gate(&[("supersede", "true")]));
+    let status = run.status.clone().unwrap();
+    assert_eq!(supersede_line(&status).as_deref(), Some("release/approve"));
+    let keyed = started(superseding_gate(&[("supersede", "true"), ("supersedeKey", "prod-deploy")]));
+    assert_eq!(supersede_line(keyed.status.as_ref().unwrap()).as_deref(), Some("prod-deploy"));
+    let off = started(superseding_gate(&[]));
+    assert_eq!(supersede_line(off.status.as_ref().unwrap()), None);
+    // A gate Tekton did not make has no Pipeline: it supersedes nothing.
+    let direct = started(single_approver_gate(&[("supersede", "true")]));
+    assert_eq!(supersede_line(direct.status.as_ref().unwrap()), None);
+    // An ended gate is on no line.
+    let approved = approve(run, "alice", 5);
+    let ended = apply(&approved, &plan_at(&approved, at(6)));
+    assert_eq!(supersede_line(ended.status.as_ref().unwrap()), None);
+}
+
+#[test]
+fn a_newer_run_supersedes_a_waiting_gate() {
+    let run = started(superseding_gate(&[("supersede", "true"), ("minApprovals", "2")]));
+    let run = approve(run, "alice", 5);
+    let plan = plan_superseded(&run, at(10), Some("release-2"));
+    assert_eq!(
+        succeeded(&plan),
+        (
+            "False",
+            "Superseded",
+            "Superseded by PipelineRun release-2, a newer run waiting at the same gate (1 of 2 approvals)"
+        )
+    );
+    assert_eq!(result(&plan, "decision"), "superseded");
+    assert_eq!(
+        events(&plan).last().copied(),
+        Some((
+            Severity::Normal,
+            "Superseded",
+            "Superseded by PipelineRun release-2, a newer run waiting at the same gate (1 of 2 approvals)"
+        ))
+    );
+    assert_eq!(plan.ending.as_ref().unwrap().outcome, "superseded");
+}
+
+#[test]
+fn on_supersede_continue_succeeds_so_that_the_pipeline_can_branch() {
+    let run = started(superseding_gate(&[("supersede", "true"), ("onSupersede", "continue")]));
+    let plan = plan_superseded(&run, at(10), Some("release-2"));
+    assert_eq!(succeeded(&plan).0, "True");
+    assert_eq!(succeeded(&plan).1, "Superseded");
+    assert_eq!(result(&plan, "decision"), "superseded");
+}
+
+#[test]
+fn only_a_waiting_gate_whose_policy_supersedes_is_superseded() {
+    let off = started(superseding_gate(&[]));
+    assert_eq!(succeeded(&plan_superseded(&off, at(10), Some("release-2"))).1, "AwaitingApproval");
+    // Decided before the newer run came: the decision stands.
+    let run = approve(started(superseding_gate(&[("supersede", "true")])), "alice", 5);
+    assert_eq!(succeeded(&plan_superseded(&run, at(10), Some("release-2"))).1, "Approved");
+}
+
+#[test]
+fn a_superseded_gate_is_not_retried() {
+    let mut run = superseding_gate(&[("supersede", "true")]);
+    run.spec.retries = 2;
+    let run = started(admitted(run));
+    let plan = plan_superseded(&run, at(10), Some("release-2"));
+    assert_eq!(succeeded(&plan).1, "Superseded");
+    assert!(plan.status.retries_status.is_empty());
+}
+
+#[test]
+fn supersede_settings_are_checked() {
+    let rows = [
+        (vec![("supersede", "yes")], "`supersede` must be one of true, false, got `yes`"),
+        (vec![("onSupersede", "ignore")], "`onSupersede` must be one of fail, continue, got `ignore`"),
+    ];
+    for (params, expected) in rows {
+        let plan = plan_at(&single_approver_gate(&params), at(0));
+        assert_eq!(succeeded(&plan), ("False", "InvalidApproval", expected));
+    }
+}
