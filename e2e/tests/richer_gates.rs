@@ -302,3 +302,99 @@ async fn a_deferred_approval_takes_effect_at_its_time_unless_rejected_before() {
     let done = s.wait_pipelinerun_done("later").await;
     assert_eq!(pipelinerun_condition(&done).unwrap().0, "True");
 }
+
+fn tekton(kind: &str, plural: &str) -> kube::discovery::ApiResource {
+    kube::discovery::ApiResource::from_gvk_with_plural(
+        &kube::api::GroupVersionKind::gvk("tekton.dev", "v1", kind),
+        plural,
+    )
+}
+
+#[tokio::test]
+async fn a_newer_run_supersedes_an_older_one_waiting_at_the_same_gate() {
+    let s = scenario("supersede").await;
+    let pipelines: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        s.admin.clone(),
+        &s.namespace,
+        &tekton("Pipeline", "pipelines"),
+    );
+    let pipeline = json!({
+        "apiVersion": "tekton.dev/v1", "kind": "Pipeline", "metadata": {"name": "release"},
+        "spec": {"tasks": [
+            gate_task("approve", &[], json!([
+                {"name": "approvers", "value": ["alice"]},
+                {"name": "supersede", "value": "true"},
+            ])),
+            noop_task("deploy", &["approve"]),
+        ]},
+    });
+    pipelines
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(pipeline).unwrap(),
+        )
+        .await
+        .unwrap();
+    let runs: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        s.admin.clone(),
+        &s.namespace,
+        &tekton("PipelineRun", "pipelineruns"),
+    );
+    let start = |name: &str| {
+        serde_json::from_value::<kube::api::DynamicObject>(json!({
+            "apiVersion": "tekton.dev/v1", "kind": "PipelineRun", "metadata": {"name": name},
+            "spec": {"pipelineRef": {"name": "release"}},
+        }))
+        .unwrap()
+    };
+    runs.create(&PostParams::default(), &start("release-1"))
+        .await
+        .unwrap();
+    s.wait_gate_reason("release-1-approve", "AwaitingApproval")
+        .await;
+    runs.create(&PostParams::default(), &start("release-2"))
+        .await
+        .unwrap();
+    let older = s.wait_gate_reason("release-1-approve", "Superseded").await;
+    assert_eq!(
+        condition(&older),
+        (
+            "False".into(),
+            "Superseded".into(),
+            "Superseded by PipelineRun release-2, a newer run waiting at the same gate (0 of 1 approvals)".into()
+        )
+    );
+    assert_eq!(result(&older, "decision"), "superseded");
+    let failed = s.wait_pipelinerun_done("release-1").await;
+    assert_eq!(pipelinerun_condition(&failed).unwrap().0, "False");
+    assert!(
+        s.customruns()
+            .get_opt("release-1-deploy")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        s.wait_event("release-1-approve", "Superseded")
+            .await
+            .contains("release-2")
+    );
+    // A superseded gate takes no decision any more; the newer one does.
+    let alice = s.as_user("alice", &[]).await;
+    let late = s
+        .annotate(&alice, "release-1-approve", APPROVE, "")
+        .await
+        .unwrap_err();
+    assert!(
+        late.to_string()
+            .contains("no decision can be recorded any more"),
+        "{late}"
+    );
+    let newer = s.customruns().get("release-2-approve").await.unwrap();
+    assert_eq!(condition(&newer).1, "AwaitingApproval");
+    s.annotate(&alice, "release-2-approve", APPROVE, "")
+        .await
+        .unwrap();
+    let done = s.wait_pipelinerun_done("release-2").await;
+    assert_eq!(pipelinerun_condition(&done).unwrap().0, "True");
+}

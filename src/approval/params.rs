@@ -1140,25 +1140,39 @@ mod tests {
             ]
         );
         let policy = merged.into_policy(None, Some("production")).unwrap();
-        assert_eq!(policy.on_supersede, OnSupersede::Continue, "unset by the policy: the param's");
-        assert!(policy.approval_window.is_some(), "the window is the policy's");
+        assert_eq!(
+            policy.on_supersede,
+            OnSupersede::Continue,
+            "unset by the policy: the param's"
+        );
+        assert!(
+            policy.approval_window.is_some(),
+            "the window is the policy's"
+        );
     }
 
     #[test]
     fn inputs_are_a_yaml_string_in_params_and_a_list_in_specs() {
         let policy = policy_from(&[
             param("approvers", json!(["a"])),
-            param("inputs", json!("- name: target\n  choices: [staging, production]\n")),
+            param(
+                "inputs",
+                json!("- name: target\n  choices: [staging, production]\n"),
+            ),
         ])
         .unwrap();
         assert_eq!(policy.inputs[0].choices, ["staging", "production"]);
-        let err = policy_from(&[param("approvers", json!(["a"])), param("inputs", json!(["x"]))])
-            .unwrap_err();
+        let err = policy_from(&[
+            param("approvers", json!(["a"])),
+            param("inputs", json!(["x"])),
+        ])
+        .unwrap_err();
         assert_eq!(
             messages(err),
             ["`inputs` must be a list (a YAML string in a param), got an array"]
         );
-        let (_, problems) = Settings::from_spec(&json!({"approvers": ["a"], "inputs": [{"name": "a b"}]}));
+        let (_, problems) =
+            Settings::from_spec(&json!({"approvers": ["a"], "inputs": [{"name": "a b"}]}));
         assert!(messages(problems)[0].starts_with("`inputs`: input name `a b` must be"));
     }
 

@@ -1243,8 +1243,14 @@ fn the_supersede_key_is_frozen_from_the_pipeline_and_task_when_the_gate_starts()
     let run = started(superseding_gate(&[("supersede", "true")]));
     let status = run.status.clone().unwrap();
     assert_eq!(supersede_line(&status).as_deref(), Some("release/approve"));
-    let keyed = started(superseding_gate(&[("supersede", "true"), ("supersedeKey", "prod-deploy")]));
-    assert_eq!(supersede_line(keyed.status.as_ref().unwrap()).as_deref(), Some("prod-deploy"));
+    let keyed = started(superseding_gate(&[
+        ("supersede", "true"),
+        ("supersedeKey", "prod-deploy"),
+    ]));
+    assert_eq!(
+        supersede_line(keyed.status.as_ref().unwrap()).as_deref(),
+        Some("prod-deploy")
+    );
     let off = started(superseding_gate(&[]));
     assert_eq!(supersede_line(off.status.as_ref().unwrap()), None);
     // A gate Tekton did not make has no Pipeline: it supersedes nothing.
@@ -1258,7 +1264,10 @@ fn the_supersede_key_is_frozen_from_the_pipeline_and_task_when_the_gate_starts()
 
 #[test]
 fn a_newer_run_supersedes_a_waiting_gate() {
-    let run = started(superseding_gate(&[("supersede", "true"), ("minApprovals", "2")]));
+    let run = started(superseding_gate(&[
+        ("supersede", "true"),
+        ("minApprovals", "2"),
+    ]));
     let run = approve(run, "alice", 5);
     let plan = plan_superseded(&run, at(10), Some("release-2"));
     assert_eq!(
@@ -1283,7 +1292,10 @@ fn a_newer_run_supersedes_a_waiting_gate() {
 
 #[test]
 fn on_supersede_continue_succeeds_so_that_the_pipeline_can_branch() {
-    let run = started(superseding_gate(&[("supersede", "true"), ("onSupersede", "continue")]));
+    let run = started(superseding_gate(&[
+        ("supersede", "true"),
+        ("onSupersede", "continue"),
+    ]));
     let plan = plan_superseded(&run, at(10), Some("release-2"));
     assert_eq!(succeeded(&plan).0, "True");
     assert_eq!(succeeded(&plan).1, "Superseded");
@@ -1293,10 +1305,20 @@ fn on_supersede_continue_succeeds_so_that_the_pipeline_can_branch() {
 #[test]
 fn only_a_waiting_gate_whose_policy_supersedes_is_superseded() {
     let off = started(superseding_gate(&[]));
-    assert_eq!(succeeded(&plan_superseded(&off, at(10), Some("release-2"))).1, "AwaitingApproval");
+    assert_eq!(
+        succeeded(&plan_superseded(&off, at(10), Some("release-2"))).1,
+        "AwaitingApproval"
+    );
     // Decided before the newer run came: the decision stands.
-    let run = approve(started(superseding_gate(&[("supersede", "true")])), "alice", 5);
-    assert_eq!(succeeded(&plan_superseded(&run, at(10), Some("release-2"))).1, "Approved");
+    let run = approve(
+        started(superseding_gate(&[("supersede", "true")])),
+        "alice",
+        5,
+    );
+    assert_eq!(
+        succeeded(&plan_superseded(&run, at(10), Some("release-2"))).1,
+        "Approved"
+    );
 }
 
 #[test]
@@ -1312,8 +1334,14 @@ fn a_superseded_gate_is_not_retried() {
 #[test]
 fn supersede_settings_are_checked() {
     let rows = [
-        (vec![("supersede", "yes")], "`supersede` must be one of true, false, got `yes`"),
-        (vec![("onSupersede", "ignore")], "`onSupersede` must be one of fail, continue, got `ignore`"),
+        (
+            vec![("supersede", "yes")],
+            "`supersede` must be one of true, false, got `yes`",
+        ),
+        (
+            vec![("onSupersede", "ignore")],
+            "`onSupersede` must be one of fail, continue, got `ignore`",
+        ),
     ];
     for (params, expected) in rows {
         let plan = plan_at(&single_approver_gate(&params), at(0));
