@@ -194,6 +194,92 @@ async fn approve_as_alice_moves_the_pipeline_on_and_prints_the_outcome() {
 }
 
 #[tokio::test]
+async fn approve_with_an_input_for_later_is_shown_by_describe_and_list() {
+    let s = scenario("cli_input_later").await;
+    s.start_pipeline(
+        "release",
+        json!({"tasks": [gate_task("approve", &[], json!([
+            {"name": "approvers", "value": ["alice", "bob"]},
+            {"name": "inputs", "value": "- {name: target, choices: [staging, production], required: true}"},
+        ]))]}),
+        json!({}),
+    )
+    .await;
+    s.wait_gate_reason("release-approve", "AwaitingApproval")
+        .await;
+    let (code, text, stderr) = cli(&s, &["describe", "release-approve", "--as", "alice"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        text.contains("  target   staging|production   (required)"),
+        "{text}"
+    );
+    let (code, _, stderr) = cli(
+        &s,
+        &[
+            "approve",
+            "pr/release",
+            "--input",
+            "target=qa",
+            "--as",
+            "alice",
+        ],
+    )
+    .await;
+    assert_eq!(code, 3, "denied: {stderr}");
+    assert!(
+        stderr.contains("input `target` must be one of staging, production, got `qa`"),
+        "{stderr}"
+    );
+    let (code, stdout, stderr) = cli(
+        &s,
+        &[
+            "approve",
+            "pr/release",
+            "--input",
+            "target=production",
+            "--in",
+            "2h",
+            "--as",
+            "alice",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.starts_with("recorded: Waiting for 1 more approval (0 of 1)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("; alice's approval takes effect at "),
+        "{stdout}"
+    );
+    assert!(stdout.trim_end().ends_with("(deferred)"), "{stdout}");
+    let (code, text, stderr) = cli(&s, &["describe", "release-approve", "--as", "bob"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        text.contains("Waiting until:  alice's approval takes effect at "),
+        "{text}"
+    );
+    assert!(
+        text.contains("(in 119m)") || text.contains("(in 120m)"),
+        "{text}"
+    );
+    assert!(text.contains("target=production"), "{text}");
+    let (code, table, stderr) = cli(&s, &["list", "--as", "bob"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        table
+            .lines()
+            .next()
+            .unwrap()
+            .contains("DEADLINE   WAITING-UNTIL   CAN-DECIDE"),
+        "{table}"
+    );
+    let columns = row(&table, "release-approve");
+    assert!(columns[7] == "119m" || columns[7] == "120m", "{table}");
+}
+
+#[tokio::test]
 async fn reject_with_a_comment_fails_the_gate_after_an_approval_was_recorded() {
     let s = scenario("cli_reject").await;
     s.start_pipeline("release", single_gate(&["alice", "bob"], "2"), json!({}))

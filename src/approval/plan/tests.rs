@@ -72,31 +72,20 @@ fn started(run: CustomRun) -> CustomRun {
 }
 
 fn decide(
-    mut run: CustomRun,
+    run: CustomRun,
     user: &str,
     groups: &[&str],
     decision: &str,
     comment: &str,
     secs: i64,
 ) -> CustomRun {
-    let mut ledger: Vec<Value> = run
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(LEDGER_ANNOTATION))
-        .map(|text| serde_json::from_str(text).unwrap())
-        .unwrap_or_default();
-    let record: Record = serde_json::from_value(
-        json!({"user": user, "groups": groups, "decision": decision, "comment": comment,
-               "time": at(secs).to_rfc3339()}),
+    decide_with(
+        run,
+        user,
+        decision,
+        secs,
+        json!({"groups": groups, "comment": comment}),
     )
-    .unwrap();
-    ledger.push(serde_json::to_value(sealed(&run, record)).unwrap());
-    run.metadata
-        .annotations
-        .get_or_insert_with(Default::default)
-        .insert(LEDGER_ANNOTATION.into(), Value::Array(ledger).to_string());
-    run
 }
 
 fn approve(run: CustomRun, user: &str, secs: i64) -> CustomRun {
