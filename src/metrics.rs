@@ -51,7 +51,7 @@ impl Default for Metrics {
         let decisions = Family::<OutcomeLabels, Counter>::default();
         registry.register(
             "decisions",
-            "Attempts ended, by outcome (approved, rejected, timed_out, approved_on_timeout, rejected_on_timeout, cancelled, invalid)",
+            "Attempts ended, by outcome (approved, rejected, timed_out, approved_on_timeout, rejected_on_timeout, cancelled, invalid, superseded)",
             decisions.clone(),
         );
         // 1 s to about 12 days: people decide in minutes to days.

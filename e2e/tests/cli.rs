@@ -238,7 +238,7 @@ async fn approve_with_an_input_for_later_is_shown_by_describe_and_list() {
             "--input",
             "target=production",
             "--in",
-            "2h",
+            "30m",
             "--as",
             "alice",
         ],
@@ -261,7 +261,7 @@ async fn approve_with_an_input_for_later_is_shown_by_describe_and_list() {
         "{text}"
     );
     assert!(
-        text.contains("(in 119m)") || text.contains("(in 120m)"),
+        text.contains("(in 29m)") || text.contains("(in 30m)"),
         "{text}"
     );
     assert!(text.contains("target=production"), "{text}");
@@ -276,7 +276,7 @@ async fn approve_with_an_input_for_later_is_shown_by_describe_and_list() {
         "{table}"
     );
     let columns = row(&table, "release-approve");
-    assert!(columns[7] == "119m" || columns[7] == "120m", "{table}");
+    assert!(columns[7] == "29m" || columns[7] == "30m", "{table}");
 }
 
 #[tokio::test]

@@ -150,6 +150,27 @@ async fn an_approval_is_answered_with_a_json_patch_recording_the_requester() {
 }
 
 #[tokio::test]
+async fn a_deferred_approval_is_admitted_with_a_warning_kubectl_prints() {
+    let body = review_body(
+        "alice",
+        &["system:authenticated"],
+        json!({"approval.tekton.dev/approve": "", "approval.tekton.dev/effective-at": "30m"}),
+    );
+    let (status, bytes) = post(body).await;
+    assert_eq!(status, StatusCode::OK);
+    let review: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(review["response"]["allowed"], true);
+    let warnings = review["response"]["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1);
+    let warning = warnings[0].as_str().unwrap();
+    assert!(
+        warning.starts_with("gate ci/release-approve: this approval takes effect at ")
+            && warning.ends_with("; a rejection before then wins"),
+        "{warning}"
+    );
+}
+
+#[tokio::test]
 async fn a_non_approver_gets_a_denial_with_the_protocols_message() {
     let body = review_body(
         "mallory",
