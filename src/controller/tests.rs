@@ -439,3 +439,79 @@ fn readiness_turns_false_when_the_watch_stays_broken() {
     health.event(t0 + chrono::Duration::seconds(71));
     assert_eq!(health.readiness(t0 + chrono::Duration::seconds(72)), Ok(()));
 }
+
+/// A gate of PipelineRun `pipeline_run` at the `approve` task of Pipeline `release`, with
+/// `supersede` on, created `minute` minutes after 10:00.
+fn superseding_gate(pipeline_run: &str, minute: u32, status: Option<Value>) -> CustomRun {
+    let mut run = json!({
+        "apiVersion": "tekton.dev/v1beta1",
+        "kind": "CustomRun",
+        "metadata": {"name": format!("{pipeline_run}-approve"), "namespace": "ci",
+                     "resourceVersion": "7", "uid": format!("u-{pipeline_run}"),
+                     "creationTimestamp": format!("2026-11-22T10:{minute:02}:00Z"),
+                     "labels": {"tekton.dev/pipeline": "release", "tekton.dev/pipelineTask": "approve",
+                                "tekton.dev/pipelineRun": pipeline_run}},
+        "spec": {
+            "customRef": {"apiVersion": "approval.tekton.dev/v1alpha1", "kind": "Approval"},
+            "params": [{"name": "approvers", "value": ["alice"]}, {"name": "supersede", "value": "true"}],
+            "timeout": "1h0m0s",
+        }
+    });
+    if let Some(status) = status {
+        run["status"] = status;
+    }
+    admitted(serde_json::from_value(run).unwrap())
+}
+
+/// Answers every request: status writes with the object written, events as created; returns
+/// the reasons of the conditions written, in order.
+async fn serve_all(mut handle: Handle) -> Vec<String> {
+    let mut reasons = Vec::new();
+    while let Some((request, send)) = handle.next_request().await {
+        let is_status = request.uri().path().ends_with("/status");
+        let body = body_json(request).await;
+        if is_status {
+            reasons.push(
+                body["status"]["conditions"][0]["reason"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            );
+            respond(send, StatusCode::OK, body);
+        } else {
+            respond(send, StatusCode::CREATED, body);
+        }
+    }
+    reasons
+}
+
+#[tokio::test]
+async fn a_newer_gate_starting_wakes_the_older_one_which_ends_superseded() {
+    let (ctx, handle) = context();
+    let server = tokio::spawn(serve_all(handle));
+    // The older gate starts and takes its place on the line.
+    let older = superseding_gate("release-1", 1, None);
+    reconcile(older.clone(), ctx.clone()).await.unwrap();
+    assert_eq!(ctx.lines.len(), 1);
+    let started_older = plan(&older, PolicyLookup::NotNeeded, &keys(), fixed_now()).unwrap();
+    // The newer one starts: the older one is due at once.
+    reconcile(superseding_gate("release-2", 2, None), ctx.clone())
+        .await
+        .unwrap();
+    assert_eq!(ctx.lines.len(), 2);
+    let due = ctx
+        .deadlines
+        .due_at("ci", "release-1-approve")
+        .expect("woken");
+    assert!(due <= tokio::time::Instant::now());
+    // Planned again, it ends Superseded and leaves the line.
+    let mut waiting = older;
+    waiting.status = Some(started_older.status);
+    reconcile(waiting, ctx.clone()).await.unwrap();
+    assert_eq!(ctx.lines.len(), 1);
+    drop(ctx);
+    assert_eq!(
+        server.await.unwrap(),
+        ["AwaitingApproval", "AwaitingApproval", "Superseded"]
+    );
+}
