@@ -67,11 +67,11 @@ async fn an_input_chosen_by_the_approver_reaches_a_later_task_through_a_result()
     );
     let gate = s.customruns().get("release-approve").await.unwrap();
     assert!(
-        gate.metadata
+        !gate
+            .metadata
             .annotations
             .unwrap_or_default()
-            .get(LEDGER)
-            .is_none(),
+            .contains_key(LEDGER),
         "a denied approval records nothing"
     );
     s.annotate_all(
