@@ -12,6 +12,8 @@ pub mod certs;
 pub mod cli;
 /// The reconciler: watch, plan, apply.
 pub mod controller;
+/// Deciding a gate as a user: the one write path of the CLI, the web page and chat.
+pub mod deciding;
 /// Events on CustomRuns.
 pub mod events;
 /// The seal keys, kept in a Secret shared by the webhook and the controller.

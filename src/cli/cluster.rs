@@ -1,11 +1,12 @@
 //! The only part of the CLI that talks to the API server: connecting as kubectl would, reading
-//! gates, asking who the user is, writing a decision and watching for its outcome. Every
-//! decision about what the answers mean is made by the pure modules next to this one.
+//! gates, asking who the user is, and watching for a decision's outcome; the decision itself
+//! is written by [`crate::deciding`], the path the web page takes too. Every decision about
+//! what the answers mean is made by the pure modules next to this one.
 
 use std::time::Duration;
 
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::wait::await_condition;
 use kube::{Client, Config};
@@ -135,25 +136,14 @@ impl Cluster {
         choose(target, &self.namespace, found)
     }
 
-    /// Reads a gate again; `None` if it is gone or cannot be read.
-    pub async fn get(&self, name: &str) -> Option<CustomRun> {
-        let api = self.customruns(Some(&self.namespace));
-        api.get_opt(name).await.ok().flatten()
-    }
-
-    /// Applies a merge patch (as `kubectl annotate --overwrite` does) and returns the object
-    /// as stored, after the webhook's changes.
-    pub async fn patch(
+    /// Writes a decision on `gate` with the user's own credentials (or `--as`), through the
+    /// path every channel takes, and returns the gate as stored and what was recorded.
+    pub async fn decide(
         &self,
-        name: &str,
-        patch: &serde_json::Value,
-    ) -> Result<CustomRun, CliError> {
-        let api = self.customruns(Some(&self.namespace));
-        let params = PatchParams {
-            field_manager: Some("kubectl-approval".into()),
-            ..PatchParams::default()
-        };
-        Ok(api.patch(name, &params, &Patch::Merge(patch)).await?)
+        gate: &CustomRun,
+        ask: crate::deciding::Ask<'_>,
+    ) -> Result<(CustomRun, super::decide::Recorded), CliError> {
+        crate::deciding::decide(&self.client, crate::deciding::Acting::AsClient, gate, ask).await
     }
 
     /// Watches a gate until `done` says so, for at most `wait`; the object that satisfied it.

@@ -164,19 +164,14 @@ async fn decide(
     extras: decide::Extras,
 ) -> Result<(), CliError> {
     let before = cluster.find(target).await?;
-    decide::check_open(&before)?;
     let name = before.metadata.name.clone().unwrap_or_default();
-    let patch = decide::patch(decision, &decide_args.message, &extras);
-    let after = match cluster.patch(&name, &patch).await {
-        Ok(after) => after,
-        Err(denial @ CliError::Denied(_)) => {
-            // Read again: a gate that ended between our read and the write is "already ended".
-            let refreshed = cluster.get(&name).await;
-            return Err(decide::denied(denial, refreshed.as_ref(), Utc::now()));
-        }
-        Err(other) => return Err(other),
+    let ask = crate::deciding::Ask {
+        decision,
+        comment: &decide_args.message,
+        extras: &extras,
+        field_manager: "kubectl-approval",
     };
-    let recorded = decide::recorded(&before, &after, decision, Utc::now())?;
+    let (after, recorded) = cluster.decide(&before, ask).await?;
     let report = match recorded.progress(&after) {
         Some(report) => report,
         None => cluster
