@@ -26,5 +26,7 @@ pub mod probes;
 pub mod secrets;
 /// Logging.
 pub mod telemetry;
+/// The web page: decide as yourself, behind an authenticating proxy.
+pub mod ui;
 /// The admission webhook: HTTPS, AdmissionReview, TLS reload.
 pub mod webhook;

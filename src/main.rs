@@ -29,6 +29,7 @@ use tekton_approval::webhook::{self, ReloadingCert, Webhook};
 ///   approval-controller --tls-cert-file tls.crt --tls-key-file tls.key   # both parts, local
 ///   approval-controller --components controller -n ci -n release         # reconciler only
 ///   approval-controller --components webhook --tls-cert-file tls.crt --tls-key-file tls.key
+///   approval-controller --components ui --ui-proxy-secret-file /etc/proxy/secret   # web page
 // jemalloc keeps the resident set close to what the watch cache really holds: with glibc's
 // allocator the controller held ~10% more at 10,000 gates (BENCHMARKS.md).
 #[global_allocator]
@@ -164,6 +165,52 @@ struct Args {
     #[arg(long, env = "APPROVAL_KUBECONFIG")]
     kubeconfig: Option<PathBuf>,
 
+    /// Address the web page serves plain HTTP on: behind the sign-in proxy, on loopback in
+    /// the proxy's pod.
+    #[arg(long, env = "APPROVAL_UI_ADDR", default_value = "127.0.0.1:8090")]
+    ui_addr: SocketAddr,
+
+    /// A file holding the secret the sign-in proxy sends with every request (at least 16
+    /// bytes): only requests that carry it are believed. Required for the ui component.
+    #[arg(long, env = "APPROVAL_UI_PROXY_SECRET_FILE")]
+    ui_proxy_secret_file: Option<PathBuf>,
+
+    /// The header the proxy sends its secret in.
+    #[arg(
+        long,
+        env = "APPROVAL_UI_PROXY_SECRET_HEADER",
+        default_value = "X-Approval-Proxy-Secret"
+    )]
+    ui_proxy_secret_header: String,
+
+    /// The header the proxy names the signed-in user in (oauth2-proxy: X-Forwarded-User).
+    #[arg(
+        long,
+        env = "APPROVAL_UI_USER_HEADER",
+        default_value = "X-Forwarded-User"
+    )]
+    ui_user_header: String,
+
+    /// The header the proxy lists the user's groups in, comma-separated.
+    #[arg(
+        long,
+        env = "APPROVAL_UI_GROUPS_HEADER",
+        default_value = "X-Forwarded-Groups"
+    )]
+    ui_groups_header: String,
+
+    /// Prepended to the proxy's user name (as the API server's --oidc-username-prefix).
+    #[arg(long, env = "APPROVAL_UI_USERNAME_PREFIX", default_value = "")]
+    ui_username_prefix: String,
+
+    /// Prepended to each of the proxy's groups (as the API server's --oidc-groups-prefix).
+    #[arg(long, env = "APPROVAL_UI_GROUPS_PREFIX", default_value = "")]
+    ui_groups_prefix: String,
+
+    /// The Tekton Dashboard's base URL: the web page links PipelineRuns there.
+    #[arg(long, env = "APPROVAL_UI_DASHBOARD_URL")]
+    ui_dashboard_url: Option<String>,
+
     /// Tells replicas apart in events (defaults to the pod or host name).
     #[arg(long, env = "POD_NAME")]
     instance: Option<String>,
@@ -189,6 +236,8 @@ enum Component {
     Controller,
     /// Records decisions (admission webhook).
     Webhook,
+    /// The web page approvers decide on (behind a sign-in proxy).
+    Ui,
 }
 
 #[tokio::main]
@@ -350,12 +399,45 @@ async fn main() -> anyhow::Result<()> {
         }
         anyhow::Ok(())
     };
+    let ui = async {
+        if !runs(Component::Ui) {
+            return Ok(());
+        }
+        let path = args.ui_proxy_secret_file.as_deref().context(
+            "the ui component needs --ui-proxy-secret-file: the secret its sign-in proxy sends",
+        )?;
+        let secret = std::fs::read(path)
+            .with_context(|| format!("reading --ui-proxy-secret-file {}", path.display()))?;
+        let secret = secret.trim_ascii();
+        anyhow::ensure!(
+            secret.len() >= 16,
+            "--ui-proxy-secret-file {} holds {} bytes; use at least 16 random bytes",
+            path.display(),
+            secret.len()
+        );
+        let proxy = tekton_approval::ui::identity::ProxyHeaders::new(
+            &args.ui_user_header,
+            &args.ui_groups_header,
+            &args.ui_proxy_secret_header,
+            secret,
+        )
+        .with_prefixes(&args.ui_username_prefix, &args.ui_groups_prefix);
+        let settings = tekton_approval::ui::Settings {
+            addr: args.ui_addr,
+            proxy,
+            csrf: tekton_approval::ui::csrf::Csrf::new(secret),
+            dashboard: args.ui_dashboard_url.clone(),
+        };
+        let client = client(args.kubeconfig.as_deref()).await?;
+        tekton_approval::ui::run(client, settings, shutdown.clone()).await
+    };
     // Whichever part fails first stops the process: a half-running gate keeper is worse
     // than a restarted one.
     tokio::try_join!(
         async { server.await.context("probe server") },
         async { webhook.await.context("admission webhook") },
         async { reconciler.await.context("controller") },
+        async { ui.await.context("web page") },
     )?;
     tracing::info!("stopped");
     Ok(())

@@ -52,6 +52,8 @@ async fn the_follower_takes_over_when_the_leader_is_killed() {
     record_measurement("failover: leader SIGKILLed -> decision applied", failover);
     assert_eq!(result(&gate, "approvedBy"), r#"["alice"]"#);
     assert_eq!(holder(&s).await.as_deref(), Some("local-controller-2"));
+    // Events are published after the status write they describe.
+    s.wait_event("release-approve", "Approved").await;
     let events = s.event_reason_names("release-approve").await;
     assert_eq!(
         events.iter().filter(|r| *r == "Approved").count(),

@@ -76,6 +76,7 @@ async fn an_approval_lets_the_pipeline_through_without_any_pod() {
     assert_eq!(result(&gate, "comments"), r#"["alice: ship it"]"#);
     let deploy = s.customruns().get("release-deploy").await.unwrap();
     assert_eq!(succeeded_reason(&deploy), Some("Done"));
+    s.wait_event("release-approve", "Approved").await;
     let reasons = s.event_reason_names("release-approve").await;
     assert_eq!(
         reasons,
@@ -366,6 +367,7 @@ async fn invalid_params_fail_fast_with_the_protocols_message() {
     );
     let pipeline = s.wait_pipelinerun_done("release").await;
     assert_eq!(pipelinerun_condition(&pipeline).unwrap().0, "False");
+    s.wait_event("release-approve", "InvalidApproval").await;
     let reasons = s.event_reason_names("release-approve").await;
     assert_eq!(reasons, ["InvalidApproval"]);
 }

@@ -59,6 +59,8 @@ async fn a_killed_controller_loses_nothing_and_ends_each_gate_once() {
             pipelinerun_condition(&pipeline).unwrap().0,
             if i % 2 == 0 { "True" } else { "False" }
         );
+        // Events are published after the status write they describe.
+        s.wait_event(&name, expected).await;
         let reasons = s.event_reason_names(&name).await;
         assert_eq!(
             reasons,

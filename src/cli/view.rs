@@ -42,6 +42,13 @@ pub struct GateView {
     /// The pipeline task it runs (label `tekton.dev/pipelineTask`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pipeline_task: Option<String>,
+    /// The Pipeline (label `tekton.dev/pipeline`; a PipelineRun with an embedded spec is its
+    /// own).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<String>,
+    /// Who started the run, as frozen when the gate started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<String>,
     /// The `Succeeded` condition's reason (`AwaitingApproval`, `Approved`, ...), or `Pending`.
     pub status: String,
     /// The condition's message.
@@ -190,6 +197,8 @@ impl GateView {
             namespace: run.metadata.namespace.clone().unwrap_or_default(),
             pipeline_run: label(run, PIPELINE_RUN_LABEL).map(str::to_string),
             pipeline_task: label(run, PIPELINE_TASK_LABEL).map(str::to_string),
+            pipeline: label(run, crate::approval::PIPELINE_LABEL).map(str::to_string),
+            requested_by: policy.and_then(|p| p.requested_by.clone()),
             status: condition
                 .map(|c| c.reason.clone())
                 .filter(|r| !r.is_empty())
