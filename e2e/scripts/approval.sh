@@ -10,6 +10,9 @@
 #   approval.sh start controller start one of them
 #   approval.sh start controller-2  a second controller replica (leader election decides
 #                                   which one reconciles; not part of `all`)
+#   approval.sh start ui         the web page on 127.0.0.1:$UI_PORT, with the RBAC of
+#                                config/ui/ and the proxy secret in $APPROVAL_STATE/ui-proxy-secret
+#                                (not part of `all`)
 #
 # APPROVAL_BIN chooses the binary (default: target/debug/approval-controller).
 set -euo pipefail
@@ -72,7 +75,18 @@ start_one() {
             --kubeconfig "$APPROVAL_STATE/controller.kubeconfig"
             --tls-cert-file "$PKI/webhook.crt" --tls-key-file "$PKI/webhook.key"
             --probe-addr "127.0.0.1:$port" --controller-username "$CONTROLLER_USERNAME") ;;
-    *) die "unknown part $1 (controller | controller-2 | webhook | webhook-2 | balancer)" ;;
+    ui)
+      kubectl_admin apply -f "$REPO_DIR/config/ui/200-rbac.yaml" >/dev/null
+      local secret="$APPROVAL_STATE/ui-proxy-secret"
+      [[ -s "$secret" ]] || head -c 32 /dev/urandom | base64 -w0 >"$secret"
+      RUST_LOG="${RUST_LOG:-info,tekton_approval=debug}" setsid nohup "$BIN" --components ui \
+        --kubeconfig "$APPROVAL_STATE/ui.kubeconfig" --ui-addr "127.0.0.1:$UI_PORT" \
+        --probe-addr "127.0.0.1:$UI_PROBE_PORT" --ui-proxy-secret-file "$secret" \
+        >>"$APPROVAL_STATE/logs/$name.log" 2>&1 &
+      await_started "$name" $! 60 curl -fsS -o /dev/null "http://127.0.0.1:$UI_PORT/static/style.css"
+      log "$name running on http://127.0.0.1:$UI_PORT (pid $(cat "$APPROVAL_STATE/run/$name.pid"), log $APPROVAL_STATE/logs/$name.log)"
+      return ;;
+    *) die "unknown part $1 (controller | controller-2 | webhook | webhook-2 | balancer | ui)" ;;
   esac
   RUST_LOG="${RUST_LOG:-info,tekton_approval=debug}" setsid nohup "$BIN" "${args[@]}" \
     >>"$APPROVAL_STATE/logs/$name.log" 2>&1 &

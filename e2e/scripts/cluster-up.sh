@@ -41,6 +41,8 @@ signed_pair admin ca "/O=system:masters/CN=approval-e2e-admin" "$client_ext"
 # Our controller gets its own identity, exactly the service account name it has in a
 # cluster, so the RBAC of config/ is what the e2e suite exercises.
 signed_pair controller ca "/O=system:serviceaccounts/O=system:serviceaccounts:tekton-approval/CN=system:serviceaccount:tekton-approval:approval-controller" "$client_ext"
+# The web page's service account, for its RBAC of config/ui/.
+signed_pair ui ca "/O=system:serviceaccounts/O=system:serviceaccounts:tekton-approval/CN=system:serviceaccount:tekton-approval:approval-ui" "$client_ext"
 ca_pair webhook-ca "/CN=approval-webhook-ca"
 signed_pair webhook webhook-ca "/CN=approval-webhook" "$server_ext"
 [[ -f "$PKI/sa.key" ]] || {
@@ -75,6 +77,7 @@ KUBECONFIG
 }
 kubeconfig kubeconfig admin
 kubeconfig controller.kubeconfig controller
+kubeconfig ui.kubeconfig ui
 # Tekton's controller under the name it has in a cluster, so that our webhook trusts the
 # requested-by stamps it copies from PipelineRuns to CustomRuns (and nobody else's). The
 # name is longer than a certificate's CN may be (64 bytes): the admin impersonates it.

@@ -25,6 +25,9 @@ TEKTON_PROBES_PORT="${TEKTON_PROBES_PORT:-18090}"
 TEKTON_PROFILING_PORT="${TEKTON_PROFILING_PORT:-18091}"
 TEKTON_METRICS_PORT="${TEKTON_METRICS_PORT:-18092}"
 CONTROLLER2_PROBE_PORT="${CONTROLLER2_PROBE_PORT:-$((CONTROLLER_PROBE_PORT + 2))}"
+# The web page (plain HTTP on loopback, as behind its sign-in proxy) and its probes.
+UI_PORT="${UI_PORT:-$((CONTROLLER_PROBE_PORT + 5))}"
+UI_PROBE_PORT="${UI_PROBE_PORT:-$((CONTROLLER_PROBE_PORT + 6))}"
 # The API server calls the webhook at WEBHOOK_PORT (the balancer); its two replicas listen
 # on the next two ports.
 WEBHOOK1_PORT="${WEBHOOK1_PORT:-$((WEBHOOK_PORT + 1))}"

@@ -398,3 +398,113 @@ pub enum Notice {
     /// Refused: the webhook's (or the API server's) words.
     Denied(String),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::view::tests::{alice, mallory, now, rejected_gate, run, waiting_gate, windowed_gate};
+
+    fn frame<'a>(me: &'a Identity) -> Frame<'a> {
+        Frame {
+            me,
+            now: now(),
+            csrf: "token-1",
+            dashboard: Some("https://dashboard.example/"),
+        }
+    }
+
+    fn view(value: serde_json::Value, me: &Identity) -> GateView {
+        GateView::new(&run(value), Some(me), now())
+    }
+
+    #[test]
+    fn an_approver_sees_the_gate_with_approve_and_reject_and_the_forms_token() {
+        let me = alice();
+        let html = waiting(&frame(&me), &[view(waiting_gate(), &me)]).into_string();
+        assert!(html.contains(r#"<a href="/gates/ci/release-x7k2p-approve">ci / release-x7k2p-approve</a>"#), "{html}");
+        assert!(html.contains("Release v1.2 to production?"));
+        assert!(html.contains("1 of 2"));
+        assert!(html.contains(r#"<button class="approve" type="submit" name="decision" value="approve">Approve</button>"#));
+        assert!(html.contains(r#"<input type="hidden" name="csrf" value="token-1">"#));
+        assert!(html.contains(r#"action="/gates/ci/release-x7k2p-approve/decision""#));
+        assert!(html.contains("bob</strong> approved"), "the timeline");
+        assert!(html.contains("in 22h"), "the deadline, relative");
+    }
+
+    #[test]
+    fn someone_who_may_not_decide_sees_no_form() {
+        let me = mallory();
+        let html = gate(&frame(&me), &view(waiting_gate(), &me), None, None).into_string();
+        assert!(html.contains("release-x7k2p-approve"));
+        assert!(!html.contains("<form"), "{html}");
+        assert!(!html.contains("Approve</button>"));
+        // Nor on an ended gate, for an approver.
+        let carol = Identity { username: "carol".into(), groups: vec![] };
+        let html = gate(&frame(&carol), &view(rejected_gate(), &carol), None, None).into_string();
+        assert!(!html.contains("<form"), "{html}");
+    }
+
+    #[test]
+    fn every_value_is_escaped() {
+        let me = alice();
+        let mut value = waiting_gate();
+        value["status"]["extraFields"]["message"] = serde_json::json!("<script>alert(1)</script>");
+        let html = waiting(&frame(&me), &[view(value, &me)]).into_string();
+        assert!(!html.contains("<script>alert(1)"), "{html}");
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    }
+
+    #[test]
+    fn inputs_become_fields_of_the_form() {
+        let me = alice();
+        let html = gate(&frame(&me), &view(windowed_gate(), &me), None, None).into_string();
+        assert!(html.contains(r#"<select name="input-target" required>"#), "{html}");
+        assert!(html.contains(r#"<option value="production">production</option>"#));
+        assert!(html.contains(r#"<input name="input-replicas" value="3">"#));
+        assert!(html.contains("Mon-Fri 09:00-17:00 UTC"), "the window");
+    }
+
+    #[test]
+    fn the_gate_page_links_the_pipelinerun_to_the_dashboard_and_says_what_happened() {
+        let me = alice();
+        let pipeline = PipelineSummary {
+            name: "release-x7k2p".into(),
+            state: "Running".into(),
+            tasks: vec![("build".into(), "TaskRun".into(), "Succeeded".into())],
+        };
+        let notice = Notice::Denied("alice may not decide".into());
+        let html = gate(&frame(&me), &view(waiting_gate(), &me), Some(&pipeline), Some(&notice))
+            .into_string();
+        assert!(html.contains(r#"href="https://dashboard.example/#/namespaces/ci/pipelineruns/release-x7k2p""#), "{html}");
+        assert!(html.contains("build (TaskRun): <span class=\"state\">Succeeded</span>"));
+        assert!(html.contains(r#"<p class="notice denied" role="alert">alice may not decide</p>"#));
+    }
+
+    #[test]
+    fn filters_select_by_namespace_state_and_pipeline() {
+        let me = alice();
+        let waiting_view = view(waiting_gate(), &me);
+        let ended_view = view(rejected_gate(), &me);
+        let state = |s: &str| Filters { state: Some(s.into()), ..Default::default() };
+        assert!(state("waiting").admit(&waiting_view) && !state("waiting").admit(&ended_view));
+        assert!(state("ended").admit(&ended_view) && !state("ended").admit(&waiting_view));
+        let namespace = Filters { namespace: Some("prod".into()), ..Default::default() };
+        assert!(namespace.admit(&ended_view) && !namespace.admit(&waiting_view));
+        let pipeline = Filters { pipeline: Some("release".into()), ..Default::default() };
+        assert!(!pipeline.admit(&waiting_view), "no tekton.dev/pipeline label");
+        assert!(Filters::default().admit(&waiting_view));
+    }
+
+    #[test]
+    fn the_whole_page_has_the_frame_and_a_fragment_only_main() {
+        let me = alice();
+        let main = waiting(&frame(&me), &[]);
+        let whole = page(&frame(&me), "Waiting for me", main.clone(), true);
+        assert!(whole.starts_with("<!DOCTYPE html>"));
+        assert!(whole.contains(r#"<script src="/static/live.js" defer></script>"#));
+        assert!(whole.contains("Signed in as <strong>alice</strong>"));
+        let fragment = page(&frame(&me), "Waiting for me", main, false);
+        assert!(fragment.starts_with("<main"), "{fragment}");
+        assert!(fragment.contains("No gate is waiting for you."));
+    }
+}
