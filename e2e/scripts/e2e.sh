@@ -8,6 +8,9 @@ source "$(dirname "$0")/lib.sh"
 "$(dirname "$0")/cluster-down.sh" --purge >/dev/null 2>&1 || true
 trap '"$(dirname "$0")/cluster-down.sh" >/dev/null 2>&1 || true' EXIT
 start=$SECONDS
+# The web page's scenario drives a real headless Chromium: install it first (a missing
+# browser fails the suite loudly, it is never skipped).
+"$(dirname "$0")/browser.sh"
 "$(dirname "$0")/cluster-up.sh" >/dev/null
 "$(dirname "$0")/approval.sh" start
 log "control plane up in $((SECONDS - start))s"
