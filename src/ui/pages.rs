@@ -402,7 +402,9 @@ pub enum Notice {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::view::tests::{alice, mallory, now, rejected_gate, run, waiting_gate, windowed_gate};
+    use crate::cli::view::tests::{
+        alice, mallory, now, rejected_gate, run, waiting_gate, windowed_gate,
+    };
 
     fn frame<'a>(me: &'a Identity) -> Frame<'a> {
         Frame {
@@ -421,7 +423,12 @@ mod tests {
     fn an_approver_sees_the_gate_with_approve_and_reject_and_the_forms_token() {
         let me = alice();
         let html = waiting(&frame(&me), &[view(waiting_gate(), &me)]).into_string();
-        assert!(html.contains(r#"<a href="/gates/ci/release-x7k2p-approve">ci / release-x7k2p-approve</a>"#), "{html}");
+        assert!(
+            html.contains(
+                r#"<a href="/gates/ci/release-x7k2p-approve">ci / release-x7k2p-approve</a>"#
+            ),
+            "{html}"
+        );
         assert!(html.contains("Release v1.2 to production?"));
         assert!(html.contains("1 of 2"));
         assert!(html.contains(r#"<button class="approve" type="submit" name="decision" value="approve">Approve</button>"#));
@@ -439,7 +446,10 @@ mod tests {
         assert!(!html.contains("<form"), "{html}");
         assert!(!html.contains("Approve</button>"));
         // Nor on an ended gate, for an approver.
-        let carol = Identity { username: "carol".into(), groups: vec![] };
+        let carol = Identity {
+            username: "carol".into(),
+            groups: vec![],
+        };
         let html = gate(&frame(&carol), &view(rejected_gate(), &carol), None, None).into_string();
         assert!(!html.contains("<form"), "{html}");
     }
@@ -458,7 +468,10 @@ mod tests {
     fn inputs_become_fields_of_the_form() {
         let me = alice();
         let html = gate(&frame(&me), &view(windowed_gate(), &me), None, None).into_string();
-        assert!(html.contains(r#"<select name="input-target" required>"#), "{html}");
+        assert!(
+            html.contains(r#"<select name="input-target" required>"#),
+            "{html}"
+        );
         assert!(html.contains(r#"<option value="production">production</option>"#));
         assert!(html.contains(r#"<input name="input-replicas" value="3">"#));
         assert!(html.contains("Mon-Fri 09:00-17:00 UTC"), "the window");
@@ -473,9 +486,19 @@ mod tests {
             tasks: vec![("build".into(), "TaskRun".into(), "Succeeded".into())],
         };
         let notice = Notice::Denied("alice may not decide".into());
-        let html = gate(&frame(&me), &view(waiting_gate(), &me), Some(&pipeline), Some(&notice))
-            .into_string();
-        assert!(html.contains(r#"href="https://dashboard.example/#/namespaces/ci/pipelineruns/release-x7k2p""#), "{html}");
+        let html = gate(
+            &frame(&me),
+            &view(waiting_gate(), &me),
+            Some(&pipeline),
+            Some(&notice),
+        )
+        .into_string();
+        assert!(
+            html.contains(
+                r#"href="https://dashboard.example/#/namespaces/ci/pipelineruns/release-x7k2p""#
+            ),
+            "{html}"
+        );
         assert!(html.contains("build (TaskRun): <span class=\"state\">Succeeded</span>"));
         assert!(html.contains(r#"<p class="notice denied" role="alert">alice may not decide</p>"#));
     }
@@ -485,13 +508,25 @@ mod tests {
         let me = alice();
         let waiting_view = view(waiting_gate(), &me);
         let ended_view = view(rejected_gate(), &me);
-        let state = |s: &str| Filters { state: Some(s.into()), ..Default::default() };
+        let state = |s: &str| Filters {
+            state: Some(s.into()),
+            ..Default::default()
+        };
         assert!(state("waiting").admit(&waiting_view) && !state("waiting").admit(&ended_view));
         assert!(state("ended").admit(&ended_view) && !state("ended").admit(&waiting_view));
-        let namespace = Filters { namespace: Some("prod".into()), ..Default::default() };
+        let namespace = Filters {
+            namespace: Some("prod".into()),
+            ..Default::default()
+        };
         assert!(namespace.admit(&ended_view) && !namespace.admit(&waiting_view));
-        let pipeline = Filters { pipeline: Some("release".into()), ..Default::default() };
-        assert!(!pipeline.admit(&waiting_view), "no tekton.dev/pipeline label");
+        let pipeline = Filters {
+            pipeline: Some("release".into()),
+            ..Default::default()
+        };
+        assert!(
+            !pipeline.admit(&waiting_view),
+            "no tekton.dev/pipeline label"
+        );
         assert!(Filters::default().admit(&waiting_view));
     }
 

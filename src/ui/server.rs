@@ -552,3 +552,145 @@ fn changes_for(
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use http::Request;
+    use tower::ServiceExt;
+
+    const SECRET: &[u8] = b"0123456789abcdef-secret";
+
+    /// The page with an API server that must never be called.
+    fn ui() -> (
+        Arc<Ui>,
+        tower_test::mock::Handle<
+            http::Request<kube::client::Body>,
+            http::Response<kube::client::Body>,
+        >,
+    ) {
+        let (service, handle) = tower_test::mock::pair();
+        let (reader, _writer) = reflector::store();
+        let ui = Ui {
+            client: Client::new(service, "default"),
+            gates: reader,
+            changes: broadcast::channel(8).0,
+            proxy: ProxyHeaders::new(
+                "X-Forwarded-User",
+                "X-Forwarded-Groups",
+                "X-Approval-Proxy-Secret",
+                SECRET,
+            ),
+            csrf: Csrf::new(SECRET),
+            dashboard: None,
+            access: Mutex::new(HashMap::new()),
+        };
+        (Arc::new(ui), handle)
+    }
+
+    async fn send(ui: Arc<Ui>, request: Request<Body>) -> (StatusCode, HeaderMap, String) {
+        let response = router(ui).oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, headers, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn identity_headers_without_the_proxys_secret_get_401_and_no_api_call() {
+        let (ui, mut handle) = ui();
+        let request = Request::get("/")
+            .header("x-forwarded-user", "alice")
+            .body(Body::empty())
+            .unwrap();
+        let (status, headers, body) = send(ui.clone(), request).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(
+            body.contains("reached through the sign-in proxy only"),
+            "{body}"
+        );
+        assert!(
+            headers[header::CONTENT_SECURITY_POLICY]
+                .to_str()
+                .unwrap()
+                .contains("frame-ancestors 'none'")
+        );
+        drop(ui);
+        assert!(
+            handle.next_request().await.is_none(),
+            "nothing asked of the API server"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_decision_without_a_valid_form_token_is_refused_before_anything_is_written() {
+        let (ui, mut handle) = ui();
+        let post = |body: &str, site: &str| {
+            Request::post("/gates/ci/release-approve/decision")
+                .header("x-forwarded-user", "alice")
+                .header(
+                    "x-approval-proxy-secret",
+                    std::str::from_utf8(SECRET).unwrap(),
+                )
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("sec-fetch-site", site)
+                .body(Body::from(body.to_string()))
+                .unwrap()
+        };
+        let (status, _, body) = send(
+            ui.clone(),
+            post("decision=approve&csrf=forged", "same-origin"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(
+            body.contains("this form expired or did not come from this page"),
+            "{body}"
+        );
+        // A valid token for alice, from another site: refused too.
+        let token = Csrf::new(SECRET).issue("alice", Utc::now());
+        let (status, _, _) = send(
+            ui.clone(),
+            post(&format!("decision=approve&csrf={token}"), "cross-site"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        // mallory's token is not alice's.
+        let token = Csrf::new(SECRET).issue("mallory", Utc::now());
+        let (status, _, _) = send(
+            ui.clone(),
+            post(&format!("decision=approve&csrf={token}"), "same-origin"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        drop(ui);
+        assert!(handle.next_request().await.is_none(), "nothing written");
+    }
+
+    #[tokio::test]
+    async fn the_static_files_are_served_with_their_types() {
+        let (ui, _handle) = ui();
+        let (status, headers, body) = send(
+            ui.clone(),
+            Request::get("/static/live.js").body(Body::empty()).unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            headers[header::CONTENT_TYPE],
+            "text/javascript; charset=utf-8"
+        );
+        assert!(body.contains("EventSource"));
+        let (_, headers, _) = send(
+            ui,
+            Request::get("/static/style.css")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(headers[header::CONTENT_TYPE], "text/css; charset=utf-8");
+    }
+}
