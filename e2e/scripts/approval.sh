@@ -84,6 +84,7 @@ start_one() {
         --probe-addr "127.0.0.1:$UI_PROBE_PORT" --ui-proxy-secret-file "$secret" \
         >>"$APPROVAL_STATE/logs/$name.log" 2>&1 &
       await_started "$name" $! 60 curl -fsS -o /dev/null "http://127.0.0.1:$UI_PORT/static/style.css"
+      echo "127.0.0.1:$UI_PORT" >"$APPROVAL_STATE/ui-addr"
       log "$name running on http://127.0.0.1:$UI_PORT (pid $(cat "$APPROVAL_STATE/run/$name.pid"), log $APPROVAL_STATE/logs/$name.log)"
       return ;;
     *) die "unknown part $1 (controller | controller-2 | webhook | webhook-2 | balancer | ui)" ;;

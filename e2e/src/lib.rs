@@ -22,6 +22,9 @@ use tekton_approval::api::{CustomRun, CustomRunStatus, RunResult};
 
 pub use tekton_approval::api;
 
+pub mod browser;
+pub mod proxy;
+
 /// The custom task the harness completes at once (stands in for build and deploy steps).
 pub const NOOP_API_VERSION: &str = "e2e.approval.dev/v1";
 
