@@ -209,3 +209,87 @@ async fn alice_approves_in_the_browser_and_mallory_sees_it_live_but_cannot_decid
     alice.close().await;
     mallory.close().await;
 }
+
+#[tokio::test]
+async fn the_pages_service_account_reads_and_impersonates_but_cannot_decide() {
+    use k8s_openapi::api::authorization::v1::{
+        ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+    };
+    let s = scenario("web_ui_rbac").await;
+    s.script(&["approval.sh", "start", "ui"]).await;
+    let reviews: kube::Api<SubjectAccessReview> = kube::Api::all(s.admin.clone());
+    let may = |verb: &str, group: &str, resource: &str| {
+        let review = SubjectAccessReview {
+            spec: SubjectAccessReviewSpec {
+                user: Some("system:serviceaccount:tekton-approval:approval-ui".into()),
+                groups: Some(vec!["system:serviceaccounts".into()]),
+                resource_attributes: Some(ResourceAttributes {
+                    namespace: Some(s.namespace.clone()),
+                    verb: Some(verb.into()),
+                    group: Some(group.into()),
+                    resource: Some(resource.into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let reviews = reviews.clone();
+        async move {
+            reviews
+                .create(&Default::default(), &review)
+                .await
+                .unwrap()
+                .status
+                .unwrap()
+                .allowed
+        }
+    };
+    assert!(may("watch", "tekton.dev", "customruns").await);
+    assert!(may("impersonate", "", "users").await);
+    for verb in ["patch", "update", "create", "delete"] {
+        assert!(
+            !may(verb, "tekton.dev", "customruns").await,
+            "the page's own identity may not {verb} CustomRuns"
+        );
+    }
+    assert!(!may("update", "tekton.dev", "customruns/status").await);
+}
+
+#[tokio::test]
+async fn someone_who_may_not_read_the_namespace_sees_none_of_its_gates() {
+    let s = scenario("web_ui_unreadable").await;
+    s.script(&["approval.sh", "start", "ui"]).await;
+    let ui: SocketAddr = state_file("ui-addr").parse().unwrap();
+    let secret = state_file("ui-proxy-secret");
+    // eve is an approver of the gate, but has no RBAC at all: she may not read it.
+    s.start_gate(
+        "release",
+        json!([{"name": "approvers", "value": ["eve", "alice"]}]),
+    )
+    .await;
+    let curl = |base: String, path: String| async move {
+        command_output(
+            "curl",
+            &["-s", "-w", "\n%{http_code}", &format!("{base}{path}")],
+        )
+        .await
+        .unwrap()
+    };
+    let eve = signed_in(ui, &secret, "eve", "").await;
+    let gate_path = format!("/gates/{}/release-approve", s.namespace);
+    let page = curl(eve.clone(), gate_path.clone()).await;
+    assert!(page.ends_with("\n404"), "{page}");
+    assert!(page.contains("that you may read"), "{page}");
+    let listed = curl(eve.clone(), format!("/gates?namespace={}", s.namespace)).await;
+    assert!(
+        listed.ends_with("\n200") && !listed.contains("release-approve"),
+        "{listed}"
+    );
+    let waiting = curl(eve, "/".into()).await;
+    assert!(!waiting.contains("release-approve"), "{waiting}");
+    // alice may read it, and sees it waiting for her.
+    let alice = signed_in(ui, &secret, "alice", "").await;
+    let waiting = curl(alice, "/".into()).await;
+    assert!(waiting.contains(&gate_path), "{waiting}");
+}
