@@ -57,7 +57,9 @@ pub struct Settings {
 
 struct Ui {
     client: Client,
-    gates: Store<CustomRun>,
+    /// Every CustomRun as the API server sent it: read as a gate only when shown, so that a
+    /// run no CustomRun type accepts (another controller's) cannot break the watch.
+    runs: Store<DynamicObject>,
     changes: broadcast::Sender<String>,
     proxy: ProxyHeaders,
     csrf: Csrf,
@@ -71,25 +73,32 @@ pub async fn run(
     settings: Settings,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let (reader, writer) = reflector::store();
+    let resource = customruns();
+    let writer = reflector::store::Writer::new(resource.clone());
+    let reader = writer.as_reader();
     let (changes, _) = broadcast::channel(1024);
     let ui = Arc::new(Ui {
         client: client.clone(),
-        gates: reader,
+        runs: reader,
         changes: changes.clone(),
         proxy: settings.proxy,
         csrf: settings.csrf,
         dashboard: settings.dashboard,
         access: Mutex::new(HashMap::new()),
     });
-    let watch = watcher(Api::<CustomRun>::all(client), watcher::Config::default())
+    let api = Api::<DynamicObject>::all_with(client, &resource);
+    let watch = watcher(api, watcher::Config::default())
         .default_backoff()
         .reflect(writer)
         .applied_objects()
         .for_each(move |event| {
             match event {
-                Ok(run) if classify(&run.spec).is_some() => {
-                    let key = format!("{}/{}", run.namespace().unwrap_or_default(), run.name_any());
+                Ok(object) if as_gate(&object).is_some() => {
+                    let key = format!(
+                        "{}/{}",
+                        object.namespace().unwrap_or_default(),
+                        object.name_any()
+                    );
                     let _ = changes.send(key);
                 }
                 Ok(_) => {}
@@ -104,6 +113,22 @@ pub async fn run(
         .with_graceful_shutdown(shutdown)
         .await?;
     Ok(())
+}
+
+fn customruns() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("tekton.dev", "v1beta1", "CustomRun"),
+        "customruns",
+    )
+}
+
+/// The gate a watched object is, if it is one and reads as a CustomRun.
+fn as_gate(object: &DynamicObject) -> Option<CustomRun> {
+    let run: CustomRun = serde_json::to_value(object)
+        .ok()
+        .and_then(|value| serde_json::from_value(value).ok())?;
+    classify(&run.spec)?;
+    Some(run)
 }
 
 fn router(ui: Arc<Ui>) -> Router {
@@ -209,11 +234,11 @@ impl Ui {
     async fn readable(&self, me: &Identity) -> Vec<GateView> {
         let now = Utc::now();
         let mut views: Vec<GateView> = self
-            .gates
+            .runs
             .state()
             .iter()
-            .filter(|run| classify(&run.spec).is_some())
-            .map(|run| GateView::new(run, Some(me), now))
+            .filter_map(|object| as_gate(object))
+            .map(|run| GateView::new(&run, Some(me), now))
             .collect();
         let mut namespaces: Vec<String> = views.iter().map(|v| v.namespace.clone()).collect();
         namespaces.sort();
@@ -230,10 +255,14 @@ impl Ui {
     }
 
     /// A gate `me` may read.
-    async fn gate(&self, me: &Identity, namespace: &str, name: &str) -> Option<Arc<CustomRun>> {
-        let run = self.gates.get(&ObjectRef::new(name).within(namespace))?;
-        classify(&run.spec)?;
+    async fn gate(&self, me: &Identity, namespace: &str, name: &str) -> Option<CustomRun> {
+        let run = self.run(namespace, name)?;
         self.may_read(me, namespace).await.then_some(run)
+    }
+
+    fn run(&self, namespace: &str, name: &str) -> Option<CustomRun> {
+        let key = ObjectRef::new_with(name, customruns()).within(namespace);
+        as_gate(&*self.runs.get(&key)?)
     }
 
     /// The gate's PipelineRun and its tasks' states, read with the UI's own rights.
@@ -278,11 +307,13 @@ impl Ui {
                 .unwrap_or(child_name)
                 .to_string();
             let state = match kind.as_str() {
-                "CustomRun" => self
-                    .gates
-                    .get(&ObjectRef::new(child_name).within(&view.namespace))
-                    .and_then(|r| r.status.as_ref()?.succeeded().map(|c| c.reason.clone()))
-                    .unwrap_or_else(|| "Pending".into()),
+                "CustomRun" => {
+                    let key = ObjectRef::new_with(child_name, customruns()).within(&view.namespace);
+                    self.runs
+                        .get(&key)
+                        .map(|object| reason(object.data.get("status")))
+                        .unwrap_or_else(|| "Pending".into())
+                }
                 "TaskRun" => match task_runs.get_opt(child_name).await {
                     Ok(Some(task_run)) => reason(task_run.data.get("status")),
                     _ => "unknown".into(),
@@ -571,10 +602,10 @@ mod tests {
         >,
     ) {
         let (service, handle) = tower_test::mock::pair();
-        let (reader, _writer) = reflector::store();
+        let writer = reflector::store::Writer::new(customruns());
         let ui = Ui {
             client: Client::new(service, "default"),
-            gates: reader,
+            runs: writer.as_reader(),
             changes: broadcast::channel(8).0,
             proxy: ProxyHeaders::new(
                 "X-Forwarded-User",
@@ -668,6 +699,26 @@ mod tests {
         assert_eq!(status, StatusCode::FORBIDDEN);
         drop(ui);
         assert!(handle.next_request().await.is_none(), "nothing written");
+    }
+
+    #[test]
+    fn a_run_no_customrun_type_accepts_is_no_gate_and_no_error() {
+        // Tekton accepts `retries: -1`; our types do not. Kept raw in the cache, it is
+        // simply not shown (it once broke the page's whole watch).
+        let foreign: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "tekton.dev/v1beta1", "kind": "CustomRun",
+            "metadata": {"name": "odd", "namespace": "ci"},
+            "spec": {"customRef": {"apiVersion": "example.dev/v1", "kind": "Wait"}, "retries": -1}
+        }))
+        .unwrap();
+        assert!(as_gate(&foreign).is_none());
+        let gate: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "tekton.dev/v1beta1", "kind": "CustomRun",
+            "metadata": {"name": "release-approve", "namespace": "ci"},
+            "spec": {"customRef": {"apiVersion": "approval.tekton.dev/v1alpha1", "kind": "Approval"}}
+        }))
+        .unwrap();
+        assert!(as_gate(&gate).is_some());
     }
 
     #[tokio::test]
