@@ -15,6 +15,14 @@ use serde_json::json;
 
 const SECRET_HEADER: &str = "X-Approval-Proxy-Secret";
 
+/// Starts the page once for the scenarios of this binary (they run at the same time).
+async fn start_ui(s: &Scenario) {
+    static STARTED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    STARTED
+        .get_or_init(|| s.script(&["approval.sh", "start", "ui"]))
+        .await;
+}
+
 fn state_file(name: &str) -> String {
     let state = std::env::var("APPROVAL_STATE").expect("set by e2e.sh");
     std::fs::read_to_string(format!("{state}/{name}"))
@@ -66,7 +74,7 @@ async fn alice_approves_in_the_browser_and_mallory_sees_it_live_but_cannot_decid
         "no Chromium/ChromeDriver: e2e.sh installs them (e2e/scripts/browser.sh)"
     );
     let s = scenario("web_ui").await;
-    s.script(&["approval.sh", "start", "ui"]).await;
+    start_ui(&s).await;
     let ui: SocketAddr = state_file("ui-addr").parse().unwrap();
     let secret = state_file("ui-proxy-secret");
     s.start_pipeline(
@@ -216,7 +224,7 @@ async fn the_pages_service_account_reads_and_impersonates_but_cannot_decide() {
         ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
     };
     let s = scenario("web_ui_rbac").await;
-    s.script(&["approval.sh", "start", "ui"]).await;
+    start_ui(&s).await;
     let reviews: kube::Api<SubjectAccessReview> = kube::Api::all(s.admin.clone());
     let may = |verb: &str, group: &str, resource: &str| {
         let review = SubjectAccessReview {
@@ -259,7 +267,7 @@ async fn the_pages_service_account_reads_and_impersonates_but_cannot_decide() {
 #[tokio::test]
 async fn someone_who_may_not_read_the_namespace_sees_none_of_its_gates() {
     let s = scenario("web_ui_unreadable").await;
-    s.script(&["approval.sh", "start", "ui"]).await;
+    start_ui(&s).await;
     let ui: SocketAddr = state_file("ui-addr").parse().unwrap();
     let secret = state_file("ui-proxy-secret");
     // eve is an approver of the gate, but has no RBAC at all: she may not read it.
