@@ -92,6 +92,11 @@ async fn alice_approves_in_the_browser_and_mallory_sees_it_live_but_cannot_decid
     s.wait_gate_reason("release-approve", "AwaitingApproval")
         .await;
     let gate_path = format!("/gates/{}/release-approve", s.namespace);
+    // Other scenarios' gates wait for alice too (the cluster is shared): find ours.
+    let ours = format!(
+        r#"article.gate[data-gate="{}/release-approve"]"#,
+        s.namespace
+    );
 
     // Without the proxy (no secret), nobody is believed, whatever the headers say.
     let direct = command_output(
@@ -122,11 +127,11 @@ async fn alice_approves_in_the_browser_and_mallory_sees_it_live_but_cannot_decid
         .goto(&format!("{mallory_url}{gate_path}"))
         .await
         .unwrap();
-    until_text(&mallory, "article.gate .reason", "AwaitingApproval").await;
+    until_text(&mallory, &format!("{ours} .reason"), "AwaitingApproval").await;
     assert!(
         mallory
             .client
-            .find(Locator::Css("button.approve"))
+            .find(Locator::Css(&format!("{ours} button.approve")))
             .await
             .is_err(),
         "mallory sees no approve button"
@@ -160,10 +165,10 @@ async fn alice_approves_in_the_browser_and_mallory_sees_it_live_but_cannot_decid
 
     // alice sees the gate waiting for her, and approves with a comment.
     alice.client.goto(&format!("{alice_url}/")).await.unwrap();
-    until_text(&alice, "article.gate .reason", "AwaitingApproval").await;
+    until_text(&alice, &format!("{ours} .reason"), "AwaitingApproval").await;
     let listed = alice
         .client
-        .find(Locator::Css("article.gate h2 a"))
+        .find(Locator::Css(&format!("{ours} h2 a")))
         .await
         .unwrap()
         .text()
@@ -176,7 +181,9 @@ async fn alice_approves_in_the_browser_and_mallory_sees_it_live_but_cannot_decid
         .unwrap();
     alice
         .client
-        .find(Locator::Css("form.decide textarea[name=comment]"))
+        .find(Locator::Css(&format!(
+            "{ours} form.decide textarea[name=comment]"
+        )))
         .await
         .unwrap()
         .send_keys("ship it")
@@ -184,7 +191,7 @@ async fn alice_approves_in_the_browser_and_mallory_sees_it_live_but_cannot_decid
         .unwrap();
     alice
         .client
-        .find(Locator::Css("button.approve"))
+        .find(Locator::Css(&format!("{ours} button.approve")))
         .await
         .unwrap()
         .click()
@@ -202,8 +209,8 @@ async fn alice_approves_in_the_browser_and_mallory_sees_it_live_but_cannot_decid
     assert!(!ledger.contains("mallory"), "{ledger}");
 
     // Both pages follow without a reload.
-    until_text(&alice, "article.gate .reason", "Approved").await;
-    until_text(&mallory, "article.gate .reason", "Approved").await;
+    until_text(&alice, &format!("{ours} .reason"), "Approved").await;
+    until_text(&mallory, &format!("{ours} .reason"), "Approved").await;
     let same = mallory
         .client
         .execute("return window.stillTheSamePage === true;", vec![])
