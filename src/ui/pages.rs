@@ -369,6 +369,15 @@ pub const LIVE_JS: &str = r#"
       if (again) { again = false; refresh(); }
     }
   }
+  // A change the stream did not bring (a proxy that dropped it, a laptop that slept) shows
+  // within a minute anyway.
+  setInterval(function () { if (!document.hidden) refresh(); }, 60000);
+  // A stream that broke and came back may have missed changes: look again.
+  var opened = false;
+  events.addEventListener('open', function () {
+    if (opened) refresh();
+    opened = true;
+  });
   events.addEventListener('gate', function (event) {
     var main = document.querySelector('main');
     if (!main) return;

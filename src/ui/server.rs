@@ -27,7 +27,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use serde::Deserialize;
 use tokio::sync::broadcast;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::csrf::Csrf;
 use super::identity::{ProxyHeaders, Unidentified};
@@ -552,6 +552,7 @@ async fn events(State(ui): State<Arc<Ui>>, headers: HeaderMap) -> Response {
         Err(why) => return not_signed_in(&why),
     };
     let receiver = ui.changes.subscribe();
+    debug!(user = %me.username, "ui: live updates subscribed");
     let stream = changes_for(ui, me, receiver);
     Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
@@ -569,6 +570,7 @@ fn changes_for(
                 Ok(key) => {
                     let namespace = key.split('/').next().unwrap_or_default().to_string();
                     if ui.may_read(&me, &namespace).await {
+                        debug!(user = %me.username, gate = %key, "ui: live update sent");
                         let event = Event::default().event("gate").data(key);
                         return Some((Ok(event), (ui, me, receiver)));
                     }
