@@ -711,7 +711,8 @@ pub fn ended_message(name: &str, status: &crate::api::CustomRunStatus) -> String
     format!("{name} {what}: no decision can be recorded any more")
 }
 
-fn rfc3339(time: DateTime<Utc>) -> String {
+/// A time as the messages of the core write it: RFC 3339, whole seconds, `Z`.
+pub(super) fn rfc3339(time: DateTime<Utc>) -> String {
     time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 

@@ -8,6 +8,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::admission::rfc3339;
 use super::gate::{Gate, PolicyLookup, classify, resolve};
 use super::inputs;
 use super::ledger::{Decision, Ledger, Record};
@@ -807,10 +808,6 @@ fn takes_effect_text(policy: &Policy, held: &Held, deadline: Option<DateTime<Utc
         ),
         Some(at) => format!("takes effect at {}, as the approver asked", rfc3339(at)),
     }
-}
-
-fn rfc3339(time: DateTime<Utc>) -> String {
-    time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 fn results(
