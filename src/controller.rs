@@ -58,6 +58,9 @@ pub struct Context {
     pub deadlines: Arc<Deadlines>,
     /// Waiting gates that supersede each other.
     pub lines: Arc<supersede::Lines>,
+    /// Where gates with notification sinks are handed once planned (none: notifications
+    /// are not configured).
+    pub notifier: Option<crate::notify::Notifier>,
 }
 
 /// Why a reconcile failed.
@@ -239,6 +242,11 @@ pub async fn reconcile(mut run: CustomRun, ctx: Arc<Context>) -> Result<Action, 
             .map(|at| tokio::time::Instant::now() + (at - now).to_std().unwrap_or(Duration::ZERO));
         ctx.deadlines.set(&namespace, &name, due);
         follow_line(&ctx, &run, line.as_deref(), &plan);
+        // After the write: the notifier tells the sinks what the status now says, in the
+        // background (a sink that is down never holds up a decision).
+        if let Some(notifier) = &ctx.notifier {
+            notifier.observe(&run);
+        }
         return Ok(Action::await_change());
     }
     Err(Error::Conflicts(name))

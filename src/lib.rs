@@ -8,6 +8,8 @@ pub mod api;
 pub mod approval;
 /// The webhook's serving certificate in a cluster: decide, issue, keep in a Secret.
 pub mod certs;
+/// Deciding from a chat: Slack's interactive buttons, verified and acted on as the person.
+pub mod chat;
 /// `kubectl-approval` / `tkn-approval`: list, describe, approve and reject gates.
 pub mod cli;
 /// The reconciler: watch, plan, apply.
@@ -20,6 +22,8 @@ pub mod events;
 pub mod keys;
 /// Prometheus metrics.
 pub mod metrics;
+/// Notifications of gates to Slack, webhooks and CloudEvents sinks.
+pub mod notify;
 /// /healthz, /readyz, /metrics.
 pub mod probes;
 /// Our Secrets: their data, and the objects we write.

@@ -383,6 +383,7 @@ async fn main() -> anyhow::Result<()> {
             leader,
             deadlines: Default::default(),
             lines: Default::default(),
+            notifier,
         });
         let scope = if args.namespaces.is_empty() {
             Scope::AllNamespaces

@@ -32,6 +32,14 @@ pub struct Metrics {
     unverified: Family<KindLabels, Counter>,
     watch_errors: Counter,
     watch_event_age: Gauge<i64, AtomicI64>,
+    notifications: Family<NotificationLabels, Counter>,
+    chat_decisions: Family<OutcomeLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NotificationLabels {
+    sink: &'static str,
+    result: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -85,7 +93,21 @@ impl Default for Metrics {
             "Seconds since the CustomRun watch last delivered an event or a list (grows on an idle cluster; a steady rise with watch_errors means a broken watch)",
             watch_event_age.clone(),
         );
+        let notifications = Family::<NotificationLabels, Counter>::default();
+        registry.register(
+            "notifications",
+            "Notification deliveries by sink kind (slack, webhook, cloudevents; config when the configuration is unusable) and result (sent, failed after its retries)",
+            notifications.clone(),
+        );
+        let chat_decisions = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "chat_decisions",
+            "Decisions asked for from chat, by outcome (recorded, denied, unmapped, ended, refused, duplicate)",
+            chat_decisions.clone(),
+        );
         Self {
+            notifications,
+            chat_decisions,
             watch_errors,
             watch_event_age,
             registry,
@@ -124,6 +146,21 @@ impl Metrics {
         if let Some(waited) = waited {
             self.decision_seconds.observe(waited.as_secs_f64());
         }
+    }
+
+    /// A notification was delivered (or failed after its retries).
+    pub fn notification(&self, sink: &'static str, sent: bool) {
+        let result = if sent { "sent" } else { "failed" };
+        self.notifications
+            .get_or_create(&NotificationLabels { sink, result })
+            .inc();
+    }
+
+    /// A decision asked for from chat ended so.
+    pub fn chat_decision(&self, outcome: &'static str) {
+        self.chat_decisions
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
     }
 
     /// A reconcile failed.

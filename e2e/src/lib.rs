@@ -24,6 +24,8 @@ pub use tekton_approval::api;
 
 pub mod browser;
 pub mod proxy;
+pub mod receiver;
+pub mod slack;
 
 /// The custom task the harness completes at once (stands in for build and deploy steps).
 pub const NOOP_API_VERSION: &str = "e2e.approval.dev/v1";

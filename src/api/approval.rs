@@ -75,6 +75,10 @@ pub struct ApprovalSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("enum" = ["fail", "continue"]))]
     pub on_supersede: Option<String>,
+    /// Notification sinks to tell when the gate waits, on each decision and when it ends:
+    /// names from the platform team's `approval-notifications` ConfigMap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<Vec<String>>,
 }
 
 /// Weekdays and hours in a time zone, and blackout dates.

@@ -238,6 +238,7 @@ mod tests {
             supersede: false,
             supersede_key: None,
             on_supersede: Default::default(),
+            notify: Vec::new(),
         }
     }
 

@@ -15,7 +15,7 @@ use crate::api::time::parse_go_duration;
 use crate::api::{Param, ParamValue};
 
 /// The settings a pipeline author can write, with their migration aliases.
-const SETTINGS: [(&str, Setting); 10] = [
+const SETTINGS: [(&str, Setting); 11] = [
     ("approvers", Setting::Approvers),
     ("minApprovals", Setting::MinApprovals),
     ("message", Setting::Message),
@@ -26,6 +26,7 @@ const SETTINGS: [(&str, Setting); 10] = [
     ("supersede", Setting::Supersede),
     ("supersedeKey", Setting::SupersedeKey),
     ("onSupersede", Setting::OnSupersede),
+    ("notify", Setting::Notify),
 ];
 /// Names OpenShift's manual-approval-gate uses for the same settings.
 const ALIASES: [(&str, Setting); 2] = [
@@ -47,6 +48,7 @@ enum Setting {
     Supersede,
     SupersedeKey,
     OnSupersede,
+    Notify,
 }
 
 impl Setting {
@@ -73,6 +75,12 @@ pub enum Problem {
         /// The closest known name, if one is close.
         suggestion: Option<&'static str>,
     },
+    /// A notification sink name that cannot be one.
+    #[error(
+        "`notify` entry `{0}` is not a sink name: sinks are named with lowercase letters, \
+         digits and `-` (e.g. `release-slack`)"
+    )]
+    InvalidSinkName(String),
     /// No approvers at all.
     #[error(
         "`approvers` is required: list user names or `group:<name>` entries, \
@@ -237,6 +245,7 @@ pub struct Settings {
     supersede: Option<bool>,
     supersede_key: Option<String>,
     on_supersede: Option<OnSupersede>,
+    notify: Option<Vec<String>>,
 }
 
 /// A value from a param (strings and arrays) or a spec field (any JSON).
@@ -339,6 +348,7 @@ impl Settings {
             supersede: one_of!(supersede, "supersede"),
             supersede_key: one_of!(supersede_key, "supersedeKey"),
             on_supersede: one_of!(on_supersede, "onSupersede"),
+            notify: one_of!(notify, "notify"),
         };
         (merged, problems)
     }
@@ -406,6 +416,13 @@ impl Settings {
                 policy.on_supersede,
                 self.on_supersede,
             ),
+            notify: policys_unless_unset(
+                &mut problems,
+                policy_name,
+                "notify",
+                policy.notify,
+                self.notify,
+            ),
         };
         (merged, problems)
     }
@@ -459,6 +476,7 @@ impl Settings {
             supersede: self.supersede.unwrap_or(false),
             supersede_key: self.supersede_key,
             on_supersede: self.on_supersede.unwrap_or_default(),
+            notify: self.notify.unwrap_or_default(),
         })
     }
 }
@@ -611,6 +629,7 @@ impl Reader {
                     other => return Err(invalid_choice("onSupersede", other, "fail, continue")),
                 });
             }
+            Setting::Notify => settings.notify = Some(read_sink_names(name, raw)?),
             Setting::OnReject => {
                 let allowed = "fail, continue";
                 settings.on_reject = Some(match choice(name, raw)? {
@@ -710,6 +729,42 @@ fn read_inputs(raw: &Raw<'_>) -> Result<Vec<Input>, Problem> {
     };
     inputs::validate(&inputs).map_err(Problem::InvalidInputs)?;
     Ok(inputs)
+}
+
+/// Sink names: an array, or a string of names separated by commas (a param is usually a
+/// string). Whether each sink exists is the notifier's to say: sinks are the platform team's
+/// configuration, and may change while gates wait.
+fn read_sink_names(name: &str, raw: &Raw<'_>) -> Result<Vec<String>, Problem> {
+    let names: Vec<String> = match raw {
+        Raw::Param(ParamValue::Array(items)) => items.clone(),
+        Raw::Json(Value::Array(items)) => items
+            .iter()
+            .map(|item| item.as_str().map(str::to_string))
+            .collect::<Option<_>>()
+            .ok_or_else(|| wrong_type(name, "a list of sink names", raw))?,
+        _ => raw
+            .as_str()
+            .ok_or_else(|| wrong_type(name, "a list of sink names", raw))?
+            .split(',')
+            .map(|part| part.trim().to_string())
+            .filter(|part| !part.is_empty())
+            .collect(),
+    };
+    match names.iter().find(|n| !is_sink_name(n)) {
+        Some(bad) => Err(Problem::InvalidSinkName(bad.clone())),
+        None => Ok(names),
+    }
+}
+
+/// A sink's name as the notification configuration spells them: a DNS label.
+pub fn is_sink_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
 }
 
 fn read_min_approvals(name: &str, raw: &Raw<'_>) -> Result<u32, Problem> {
@@ -891,7 +946,7 @@ mod tests {
         assert_eq!(
             messages(err),
             [
-                "unknown param `colour`; known: approvers, minApprovals, message, onTimeout, onReject, allowSelfApproval, inputs, supersede, supersedeKey, onSupersede"
+                "unknown param `colour`; known: approvers, minApprovals, message, onTimeout, onReject, allowSelfApproval, inputs, supersede, supersedeKey, onSupersede, notify"
             ]
         );
     }

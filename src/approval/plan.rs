@@ -5,6 +5,8 @@
 //! `status.extraFields`, decisions in the ledger annotation. Planning the same object twice
 //! gives the same plan, whether or not this process saw it before.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -183,6 +185,11 @@ pub struct Attempt {
     /// Held-back approvals already announced by an `ApprovalDeferred` event.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub held: usize,
+    /// What the notifier delivered to each sink (its own record, opaque here: the plan only
+    /// carries it, and over to the next attempt, so that a restart neither repeats nor
+    /// loses a notification and a retried gate keeps its chat message).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub notified: BTreeMap<String, serde_json::Value>,
     /// In `retriesStatus` only: the records this attempt consumed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub decisions: Vec<Record>,
@@ -342,6 +349,7 @@ pub fn plan_with(
                         recorded: 0,
                         unverified: 0,
                         held: 0,
+                        notified: BTreeMap::new(),
                         decisions: Vec::new(),
                     }
                 }
@@ -610,6 +618,7 @@ impl Planner<'_> {
     fn reopen(&mut self, mut ended: CustomRunStatus, ending: Option<Ending>) -> Plan {
         let mut archived_attempt = self.attempt.clone();
         archived_attempt.decisions = self.records.clone();
+        let notified = std::mem::take(&mut archived_attempt.notified);
         ended.extra_fields = Some(archived_attempt.to_value());
         ended.retries_status = Vec::new();
         let mut retries_status = self.current.retries_status.clone();
@@ -621,6 +630,7 @@ impl Planner<'_> {
             recorded: 0,
             unverified: 0,
             held: 0,
+            notified,
             decisions: Vec::new(),
         };
         let attempt_number = retries_status.len() + 1;

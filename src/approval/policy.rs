@@ -96,6 +96,10 @@ pub struct Policy {
     /// What being superseded means.
     #[serde(default, skip_serializing_if = "is_default")]
     pub on_supersede: OnSupersede,
+    /// The notification sinks (by name, as the platform team configured them) told when
+    /// the gate waits, on each decision, and when it ends.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<String>,
 }
 
 fn is_default<T: Default + PartialEq>(value: &T) -> bool {
@@ -176,6 +180,7 @@ mod tests {
             supersede: false,
             supersede_key: None,
             on_supersede: OnSupersede::Fail,
+            notify: Vec::new(),
         };
         let frozen = serde_json::to_value(&policy).unwrap();
         assert_eq!(

@@ -34,6 +34,7 @@ fn context() -> (Arc<Context>, Handle) {
         leader: Leader::always(),
         deadlines: Default::default(),
         lines: Default::default(),
+        notifier: None,
     };
     (Arc::new(ctx), handle)
 }
