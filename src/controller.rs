@@ -125,6 +125,12 @@ pub async fn reconcile_watched(run: Arc<WatchedRun>, ctx: Arc<Context>) -> Resul
             Ok(gate) => return reconcile(gate, ctx).await,
             Err(e) => (e, None),
         },
+        Content::EndedUntold(gate) => {
+            if let (Some(notifier), Ok(gate)) = (&ctx.notifier, gate.read()) {
+                notifier.observe(&gate);
+            }
+            return Ok(Action::await_change());
+        }
         Content::Ended | Content::Other => return Ok(Action::await_change()),
         Content::Unreadable { why, uid } => (why.clone(), uid.clone()),
     };

@@ -30,6 +30,7 @@ use tekton_approval::webhook::{self, ReloadingCert, Webhook};
 ///   approval-controller --components controller -n ci -n release         # reconciler only
 ///   approval-controller --components webhook --tls-cert-file tls.crt --tls-key-file tls.key
 ///   approval-controller --components ui --ui-proxy-secret-file /etc/proxy/secret   # web page
+///   approval-controller --components slack --slack-signing-secret-file /etc/slack/signing-secret
 // jemalloc keeps the resident set close to what the watch cache really holds: with glibc's
 // allocator the controller held ~10% more at 10,000 gates (BENCHMARKS.md).
 #[global_allocator]
@@ -211,6 +212,52 @@ struct Args {
     #[arg(long, env = "APPROVAL_UI_DASHBOARD_URL")]
     ui_dashboard_url: Option<String>,
 
+    /// The mounted `approval-notifications` ConfigMap (its `sinks.yaml`): the controller
+    /// notifies the sinks gates name. No notifications without it.
+    #[arg(long, env = "APPROVAL_NOTIFICATIONS_CONFIG")]
+    notifications_config: Option<PathBuf>,
+
+    /// The mounted `approval-notifications` Secret: the tokens and keys `sinks.yaml` names.
+    #[arg(
+        long,
+        env = "APPROVAL_NOTIFICATIONS_SECRETS",
+        default_value = "/etc/approval/notification-secrets"
+    )]
+    notifications_secrets: PathBuf,
+
+    /// Address the Slack interactivity endpoint serves plain HTTP on (behind the Ingress).
+    #[arg(long, env = "APPROVAL_SLACK_ADDR", default_value = "0.0.0.0:8092")]
+    slack_addr: SocketAddr,
+
+    /// A file holding the Slack app's signing secret. Required for the slack component.
+    #[arg(long, env = "APPROVAL_SLACK_SIGNING_SECRET_FILE")]
+    slack_signing_secret_file: Option<PathBuf>,
+
+    /// A file holding the Slack bot token (to open the comment form). Required for the
+    /// slack component.
+    #[arg(long, env = "APPROVAL_SLACK_TOKEN_FILE")]
+    slack_token_file: Option<PathBuf>,
+
+    /// The mounted `users.yaml` mapping Slack user IDs to Kubernetes users and groups.
+    #[arg(
+        long,
+        env = "APPROVAL_SLACK_USERS_FILE",
+        default_value = "/etc/approval/slack-users/users.yaml"
+    )]
+    slack_users_file: PathBuf,
+
+    /// Slack's Web API.
+    #[arg(long, env = "APPROVAL_SLACK_API_URL", default_value = tekton_approval::notify::config::SLACK_API)]
+    slack_api_url: String,
+
+    /// Where the response URLs in Slack's payloads must point; no answer goes elsewhere.
+    #[arg(
+        long,
+        env = "APPROVAL_SLACK_RESPONSE_URL_PREFIX",
+        default_value = "https://hooks.slack.com/"
+    )]
+    slack_response_url_prefix: String,
+
     /// Tells replicas apart in events (defaults to the pod or host name).
     #[arg(long, env = "POD_NAME")]
     instance: Option<String>,
@@ -238,6 +285,8 @@ enum Component {
     Webhook,
     /// The web page approvers decide on (behind a sign-in proxy).
     Ui,
+    /// Slack's interactive buttons (behind an Ingress Slack can reach).
+    Slack,
 }
 
 #[tokio::main]
@@ -374,9 +423,25 @@ async fn main() -> anyhow::Result<()> {
         } else {
             (None, Leader::always())
         };
+        let events = EventPublisher::new(client.clone(), instance);
+        let notifier = match &args.notifications_config {
+            Some(config_dir) => Some(tekton_approval::notify::Notifier::new(
+                client.clone(),
+                events.clone(),
+                metrics.clone(),
+                tekton_approval::notify::notifier::Settings {
+                    files: tekton_approval::notify::config::Files {
+                        config_dir: config_dir.clone(),
+                        secret_dir: args.notifications_secrets.clone(),
+                    },
+                    retry: Default::default(),
+                },
+            )?),
+            None => None,
+        };
         let ctx = Arc::new(Context {
             client: client.clone(),
-            events: EventPublisher::new(client, instance),
+            events,
             metrics: metrics.clone(),
             clock: chrono::Utc::now,
             keys: seal_keys().await?.clone(),
@@ -432,6 +497,40 @@ async fn main() -> anyhow::Result<()> {
         let client = client(args.kubeconfig.as_deref()).await?;
         tekton_approval::ui::run(client, settings, shutdown.clone()).await
     };
+    let chat = async {
+        if !runs(Component::Slack) {
+            return Ok(());
+        }
+        let read = |flag: &str, path: Option<&std::path::Path>| -> anyhow::Result<String> {
+            let path = path.with_context(|| format!("the slack component needs {flag}"))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {flag} {}", path.display()))?;
+            let text = text.trim().to_string();
+            anyhow::ensure!(!text.is_empty(), "{flag} {} is empty", path.display());
+            Ok(text)
+        };
+        let settings = tekton_approval::chat::server::Settings {
+            addr: args.slack_addr,
+            signing_secret: tekton_approval::notify::config::SecretText::new(read(
+                "--slack-signing-secret-file",
+                args.slack_signing_secret_file.as_deref(),
+            )?),
+            token: tekton_approval::notify::config::SecretText::new(read(
+                "--slack-token-file",
+                args.slack_token_file.as_deref(),
+            )?),
+            users_file: args.slack_users_file.clone(),
+            api_url: if args.slack_api_url.ends_with('/') {
+                args.slack_api_url.clone()
+            } else {
+                format!("{}/", args.slack_api_url)
+            },
+            response_url_prefix: args.slack_response_url_prefix.clone(),
+        };
+        let client = client(args.kubeconfig.as_deref()).await?;
+        tekton_approval::chat::server::run(client, settings, metrics.clone(), shutdown.clone())
+            .await
+    };
     // Whichever part fails first stops the process: a half-running gate keeper is worse
     // than a restarted one.
     tokio::try_join!(
@@ -439,6 +538,7 @@ async fn main() -> anyhow::Result<()> {
         async { webhook.await.context("admission webhook") },
         async { reconciler.await.context("controller") },
         async { ui.await.context("web page") },
+        async { chat.await.context("Slack interactivity") },
     )?;
     tracing::info!("stopped");
     Ok(())

@@ -12,6 +12,8 @@
 #                                   which one reconciles; not part of `all`)
 #   approval.sh start ui         the web page on 127.0.0.1:$UI_PORT, with the RBAC of
 #                                config/ui/ and the proxy secret in $APPROVAL_STATE/ui-proxy-secret
+#   approval.sh start slack      the Slack endpoint on 127.0.0.1:$SLACK_PORT, with the RBAC of
+#                                config/slack/ and the files in $APPROVAL_STATE/slack
 #                                (not part of `all`)
 #
 # APPROVAL_BIN chooses the binary (default: target/debug/approval-controller).
@@ -54,8 +56,13 @@ start_one() {
       # Both replicas elect their leader through the Lease, as in a cluster.
       port=$CONTROLLER_PROBE_PORT instance=local-controller
       [[ "$1" == controller-2 ]] && port=$CONTROLLER2_PROBE_PORT instance=local-controller-2
+      # Notifications as the ConfigMap and Secret mounts would give them: files a scenario
+      # writes (read again for every delivery).
+      mkdir -p "$APPROVAL_STATE/notifications/config" "$APPROVAL_STATE/notifications/secrets"
       args=(--components controller --kubeconfig "$APPROVAL_STATE/controller.kubeconfig"
-            --probe-addr "127.0.0.1:$port" --instance "$instance" --leader-election true) ;;
+            --probe-addr "127.0.0.1:$port" --instance "$instance" --leader-election true
+            --notifications-config "$APPROVAL_STATE/notifications/config"
+            --notifications-secrets "$APPROVAL_STATE/notifications/secrets") ;;
     balancer)
       local backends=(--backend "127.0.0.1:$WEBHOOK1_PORT,$WEBHOOK_PROBE_PORT"
                       --backend "127.0.0.1:$WEBHOOK2_PORT,$WEBHOOK2_PROBE_PORT")
@@ -87,7 +94,25 @@ start_one() {
       echo "127.0.0.1:$UI_PORT" >"$APPROVAL_STATE/ui-addr"
       log "$name running on http://127.0.0.1:$UI_PORT (pid $(cat "$APPROVAL_STATE/run/$name.pid"), log $APPROVAL_STATE/logs/$name.log)"
       return ;;
-    *) die "unknown part $1 (controller | controller-2 | webhook | webhook-2 | balancer | ui)" ;;
+    slack)
+      # The Slack endpoint holds the web page's rights (read, impersonate): config/slack/.
+      kubectl_admin apply -f "$REPO_DIR/config/slack/200-rbac.yaml" >/dev/null
+      local dir="$APPROVAL_STATE/slack"
+      [[ -s "$dir/signing-secret" && -s "$dir/bot-token" && -s "$dir/api-url" ]] ||
+        die "start slack needs $dir/signing-secret, bot-token and api-url (Slack's Web API)"
+      local api; api="$(cat "$dir/api-url")"
+      RUST_LOG="${RUST_LOG:-info,tekton_approval=debug}" setsid nohup "$BIN" --components slack \
+        --kubeconfig "$APPROVAL_STATE/slack.kubeconfig" --slack-addr "127.0.0.1:$SLACK_PORT" \
+        --probe-addr "127.0.0.1:$SLACK_PROBE_PORT" \
+        --slack-signing-secret-file "$dir/signing-secret" --slack-token-file "$dir/bot-token" \
+        --slack-users-file "$dir/users.yaml" --slack-api-url "$api" \
+        --slack-response-url-prefix "${api%/api/}/response/" \
+        >>"$APPROVAL_STATE/logs/$name.log" 2>&1 &
+      await_started "$name" $! 60 curl -s -o /dev/null "http://127.0.0.1:$SLACK_PORT/slack/interactions"
+      echo "127.0.0.1:$SLACK_PORT" >"$APPROVAL_STATE/slack-addr"
+      log "$name running on http://127.0.0.1:$SLACK_PORT (pid $(cat "$APPROVAL_STATE/run/$name.pid"), log $APPROVAL_STATE/logs/$name.log)"
+      return ;;
+    *) die "unknown part $1 (controller | controller-2 | webhook | webhook-2 | balancer | ui | slack)" ;;
   esac
   RUST_LOG="${RUST_LOG:-info,tekton_approval=debug}" setsid nohup "$BIN" "${args[@]}" \
     >>"$APPROVAL_STATE/logs/$name.log" 2>&1 &

@@ -4,7 +4,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-for name in approval-controller approval-controller-2 approval-webhook approval-webhook-2 approval-balancer approval-ui mag-controller mag-webhook tekton-controller kube-apiserver etcd; do
+for name in approval-controller approval-controller-2 approval-webhook approval-webhook-2 approval-balancer approval-ui approval-slack mag-controller mag-webhook tekton-controller kube-apiserver etcd; do
   file="$APPROVAL_STATE/run/$name.pid"
   [[ -f "$file" ]] || continue
   pid="$(cat "$file")"

@@ -43,6 +43,7 @@ signed_pair admin ca "/O=system:masters/CN=approval-e2e-admin" "$client_ext"
 signed_pair controller ca "/O=system:serviceaccounts/O=system:serviceaccounts:tekton-approval/CN=system:serviceaccount:tekton-approval:approval-controller" "$client_ext"
 # The web page's service account, for its RBAC of config/ui/.
 signed_pair ui ca "/O=system:serviceaccounts/O=system:serviceaccounts:tekton-approval/CN=system:serviceaccount:tekton-approval:approval-ui" "$client_ext"
+signed_pair slack ca "/O=system:serviceaccounts/O=system:serviceaccounts:tekton-approval/CN=system:serviceaccount:tekton-approval:approval-slack" "$client_ext"
 ca_pair webhook-ca "/CN=approval-webhook-ca"
 signed_pair webhook webhook-ca "/CN=approval-webhook" "$server_ext"
 [[ -f "$PKI/sa.key" ]] || {
@@ -78,6 +79,7 @@ KUBECONFIG
 kubeconfig kubeconfig admin
 kubeconfig controller.kubeconfig controller
 kubeconfig ui.kubeconfig ui
+kubeconfig slack.kubeconfig slack
 # Tekton's controller under the name it has in a cluster, so that our webhook trusts the
 # requested-by stamps it copies from PipelineRuns to CustomRuns (and nobody else's). The
 # name is longer than a certificate's CN may be (64 bytes): the admin impersonates it.

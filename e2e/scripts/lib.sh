@@ -28,6 +28,8 @@ CONTROLLER2_PROBE_PORT="${CONTROLLER2_PROBE_PORT:-$((CONTROLLER_PROBE_PORT + 2))
 # The web page (plain HTTP on loopback, as behind its sign-in proxy) and its probes.
 UI_PORT="${UI_PORT:-$((CONTROLLER_PROBE_PORT + 5))}"
 UI_PROBE_PORT="${UI_PROBE_PORT:-$((CONTROLLER_PROBE_PORT + 6))}"
+SLACK_PORT="${SLACK_PORT:-$((CONTROLLER_PROBE_PORT + 7))}"
+SLACK_PROBE_PORT="${SLACK_PROBE_PORT:-$((CONTROLLER_PROBE_PORT + 8))}"
 # The API server calls the webhook at WEBHOOK_PORT (the balancer); its two replicas listen
 # on the next two ports.
 WEBHOOK1_PORT="${WEBHOOK1_PORT:-$((WEBHOOK_PORT + 1))}"

@@ -91,6 +91,8 @@ pub struct Call {
     pub status: u16,
     /// The `error` answered, `None` when the call succeeded (`ok: true`).
     pub error: Option<String>,
+    /// The JSON answered (`ts` of a posted message is here).
+    pub answer: Value,
 }
 
 /// What the Web API does with calls (`set_health`).
@@ -994,6 +996,7 @@ fn web_api(
         authorized,
         status: status.as_u16(),
         error,
+        answer: answer.clone(),
     });
     drop(workspace);
     shared.changed.notify_waiters();

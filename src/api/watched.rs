@@ -28,7 +28,7 @@ use serde_json::Value;
 use super::CustomRun;
 use crate::approval::GROUP;
 use crate::approval::classify;
-use crate::approval::plan::has_ended;
+use crate::approval::plan::{Attempt, has_ended};
 
 /// One CustomRun as the watch keeps it.
 #[derive(Clone, Debug)]
@@ -47,6 +47,9 @@ pub enum Content {
     Gate(CompactGate),
     /// One of our gates that has ended (`Succeeded` is `True` or `False`).
     Ended,
+    /// An ended gate whose notification sinks have not all been told how it ended (the
+    /// process that ended it stopped first): kept until the notifier has told them.
+    EndedUntold(CompactGate),
     /// One of our gates (its custom task is of our group) that does not read as a
     /// CustomRun.
     Unreadable {
@@ -109,7 +112,24 @@ impl WatchedRun {
         } else {
             match serde_json::from_value::<CustomRun>(value) {
                 Ok(run) if classify(&run.spec).is_none() => Content::Other,
-                Ok(run) if run.status.as_ref().is_some_and(has_ended) => Content::Ended,
+                Ok(run) if run.status.as_ref().is_some_and(has_ended) => {
+                    // Only gates that notify are read further (most do not).
+                    let untold = run
+                        .status
+                        .as_ref()
+                        .filter(|s| {
+                            s.extra_fields
+                                .as_ref()
+                                .is_some_and(|f| f.get("notify").is_some())
+                        })
+                        .and_then(Attempt::of)
+                        .and_then(Result::ok)
+                        .is_some_and(|attempt| attempt.untold());
+                    match untold.then(|| CompactGate::new(&run)) {
+                        Some(Ok(gate)) => Content::EndedUntold(gate),
+                        _ => Content::Ended,
+                    }
+                }
                 Ok(run) => match CompactGate::new(&run) {
                     Ok(gate) => Content::Gate(gate),
                     Err(e) => unreadable(e.to_string()),
@@ -268,6 +288,27 @@ mod tests {
             assert!(matches!(watched.content, Content::Ended), "{status}");
             assert_eq!(watched.metadata.name.as_deref(), Some("r"));
         }
+    }
+
+    #[test]
+    fn an_ended_gate_whose_sinks_were_not_all_told_is_kept_until_they_are() {
+        let ended = |notified: Value| {
+            let mut value = run(json!({"customRef": approval()}));
+            value["status"] = json!({
+                "conditions": [{"type": "Succeeded", "status": "True", "reason": "Approved"}],
+                "extraFields": {"approvers": ["alice"], "minApprovals": 1, "timeout": "1h",
+                                "notify": ["release-slack", "audit"], "notified": notified},
+            });
+            WatchedRun::from_value(value).content
+        };
+        let told = json!({"release-slack": {"ts": "1.2", "ended": true}, "audit": {"sent": 3, "ended": true}});
+        assert!(matches!(ended(told), Content::Ended));
+        let half = json!({"release-slack": {"ts": "1.2", "ended": true}, "audit": {"sent": 2}});
+        let Content::EndedUntold(gate) = ended(half) else {
+            panic!("kept: audit was not told the ending");
+        };
+        assert_eq!(gate.read().unwrap().metadata.name.as_deref(), Some("r"));
+        assert!(matches!(ended(json!({})), Content::EndedUntold(_)));
     }
 
     #[test]

@@ -1207,6 +1207,39 @@ mod tests {
     }
 
     #[test]
+    fn notify_names_sinks_and_nothing_else() {
+        let listed = |value: Value| {
+            policy_from(&[param("approvers", json!(["a"])), param("notify", value)])
+                .map(|p| p.notify)
+        };
+        assert_eq!(
+            listed(json!("release-slack, audit")).unwrap(),
+            ["release-slack", "audit"]
+        );
+        assert_eq!(listed(json!(["events"])).unwrap(), ["events"]);
+        assert_eq!(listed(json!("")).unwrap(), Vec::<String>::new());
+        // A gate can only name what the platform team configured: never a URL or a channel.
+        for bad in ["https://evil.example/hook", "#general", "Release", "a b"] {
+            let problems = listed(json!(bad)).unwrap_err();
+            assert!(
+                messages(problems)[0].contains("is not a sink name"),
+                "{bad}"
+            );
+        }
+        let (spec, problems) =
+            Settings::from_spec(&json!({"approvers": ["a"], "notify": ["audit"]}));
+        assert!(problems.is_empty(), "{problems:?}");
+        let (params, _) = Settings::from_params(&[param("notify", json!("other"))]);
+        let (_, problems) = params.over_policy("production", spec);
+        assert_eq!(
+            messages(problems),
+            [
+                "param `notify` cannot replace what Approval policy `production` sets: remove the param (the policy's owners decide it)"
+            ]
+        );
+    }
+
+    #[test]
     fn inputs_are_a_yaml_string_in_params_and_a_list_in_specs() {
         let policy = policy_from(&[
             param("approvers", json!(["a"])),

@@ -212,6 +212,19 @@ impl Attempt {
             .collect()
     }
 
+    /// Whether a sink the policy names has not been told everything of the ended gate yet:
+    /// the notifier marks each sink's record `ended: true` once it has (an ended gate that
+    /// is untold is looked at again when the controller starts).
+    pub fn untold(&self) -> bool {
+        self.policy.notify.iter().any(|sink| {
+            self.notified
+                .get(sink)
+                .and_then(|record| record.get("ended"))
+                .and_then(serde_json::Value::as_bool)
+                != Some(true)
+        })
+    }
+
     fn to_value(&self) -> serde_json::Value {
         serde_json::to_value(self).expect("attempt always serialises")
     }

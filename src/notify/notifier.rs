@@ -58,10 +58,10 @@ struct Inner {
     settings: Settings,
     clock: fn() -> DateTime<Utc>,
     /// Gates with a task running: the newest copy it should look at next, if any.
-    running: Mutex<HashMap<(String, String), Option<Arc<CustomRun>>>>,
+    running: Mutex<HashMap<GateKey, Option<Arc<CustomRun>>>>,
     /// What this process sent, by gate (and its UID): newer than a copy of the gate read
     /// before our own status write landed. Forgotten a while after the gate ended.
-    sent: Mutex<HashMap<(String, String), Remembered>>,
+    sent: Mutex<HashMap<GateKey, Remembered>>,
     permits: Semaphore,
 }
 
@@ -124,6 +124,9 @@ impl Notifier {
         });
     }
 }
+
+/// A gate's namespace and name.
+type GateKey = (String, String);
 
 /// What was sent for one gate.
 struct Remembered {
@@ -221,7 +224,7 @@ impl Inner {
     /// Keeps what was sent for a gate, and forgets gates that ended long enough ago.
     fn remember(
         &self,
-        key: (String, String),
+        key: GateKey,
         uid: String,
         progress: BTreeMap<String, Progress>,
         finished: Option<DateTime<Utc>>,
@@ -257,11 +260,15 @@ impl Inner {
                 self.report(run, problem.clone()).await;
                 progress.problem = Some(problem);
             }
+            // Nothing more can be done for it once the gate ended.
+            progress.ended = subject.gate.ended;
             return progress;
         };
         progress.problem = None;
-        let result = match (target, next(target, subject, &progress)) {
-            (_, Step::Nothing) => return progress,
+        let step = next(target, subject, &progress);
+        let sent_something = step != Step::Nothing;
+        let result = match (target, step) {
+            (_, Step::Nothing) => Ok(()),
             (
                 Target::Slack { token, .. },
                 Step::Post { body, digest } | Step::Update { body, digest },
@@ -285,7 +292,7 @@ impl Inner {
                 })
             }
             // `next` posts only to Slack, and delivers notices only to the others.
-            (_, Step::Post { .. } | Step::Update { .. }) => return progress,
+            (_, Step::Post { .. } | Step::Update { .. }) => Ok(()),
             (_, Step::Deliver(notices)) => {
                 let mut result = Ok(());
                 for notice in notices {
@@ -300,7 +307,10 @@ impl Inner {
                 result
             }
         };
-        self.metrics.notification(target.kind(), result.is_ok());
+        if sent_something {
+            self.metrics.notification(target.kind(), result.is_ok());
+        }
+        progress.ended = subject.gate.ended && result.is_ok();
         if let Err(error) = result {
             self.report(
                 run,

@@ -29,6 +29,10 @@ pub struct Progress {
     /// A digest of the message body Slack last accepted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shown: Option<String>,
+    /// Set once the sink was told everything of an ended gate: until then, an ended gate is
+    /// looked at again when the controller starts (see [`crate::approval::plan::Attempt::untold`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ended: bool,
     /// Why the sink is not told (it is not configured), once reported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
