@@ -194,7 +194,17 @@ mod tests {
         metrics.ended("approved", Some(Duration::from_secs(90)));
         metrics.ended("cancelled", None);
         metrics.reconcile_error("conflict");
+        metrics.notification("slack", true);
+        metrics.notification("webhook", false);
+        metrics.chat_decision("unmapped");
         let text = metrics.encode();
+        for line in [
+            r#"approval_notifications_total{sink="slack",result="sent"} 1"#,
+            r#"approval_notifications_total{sink="webhook",result="failed"} 1"#,
+            r#"approval_chat_decisions_total{outcome="unmapped"} 1"#,
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
         assert!(text.contains("approval_gates_waiting 3"), "{text}");
         assert!(
             text.contains(r#"approval_decisions_total{outcome="approved"} 1"#),

@@ -66,10 +66,12 @@ async fn set_up(s: &Scenario) -> &'static Fakes {
                 "slackApiUrl: '{}'\nsinks:\n\
                  - name: release-slack\n  slack: {{channel: {CHANNEL}, tokenSecretKey: slack-bot-token}}\n\
                  - name: audit\n  webhook: {{url: '{}hook', signingSecretKey: audit-key}}\n\
-                 - name: events\n  cloudEvents: {{url: '{}events'}}\n",
+                 - name: events\n  cloudEvents: {{url: '{}events'}}\n\
+                 - name: down\n  webhook: {{url: 'http://127.0.0.1:{}/', signingSecretKey: audit-key}}\n",
                 fakes.slack.api_url(),
                 fakes.receiver.url(),
-                fakes.receiver.url()
+                fakes.receiver.url(),
+                closed_port()
             );
             std::fs::write(notifications.join("config/sinks.yaml"), sinks).unwrap();
             std::fs::write(notifications.join("secrets/slack-bot-token"), BOT_TOKEN).unwrap();
@@ -88,6 +90,12 @@ async fn set_up(s: &Scenario) -> &'static Fakes {
         })
         .await;
     fakes
+}
+
+/// A port nobody listens on: bound, then closed.
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
 }
 
 fn interactions_url() -> String {
@@ -410,5 +418,53 @@ async fn webhook_notices_are_signed_and_cloudevents_are_valid() {
             "dev.tekton.approval.gate.decision.v1",
             "dev.tekton.approval.gate.ended.v1"
         ]
+    );
+}
+
+#[tokio::test]
+async fn a_sink_that_is_down_or_not_configured_delays_no_decision_and_is_reported() {
+    let s = scenario("notify_down").await;
+    set_up(&s).await;
+    gate_notifying(&s, "undelivered", "down, no-such-sink").await;
+    let alice = s.as_user("alice", &[]).await;
+    s.annotate(
+        &alice,
+        "undelivered-approve",
+        "approval.tekton.dev/approve",
+        "",
+    )
+    .await
+    .expect("alice approves");
+    // Decided while the notifier still retries the sink that is down.
+    s.wait_gate_reason("undelivered-approve", "Approved").await;
+    let deadline = std::time::Instant::now() + WAIT;
+    let reported = loop {
+        let failures: Vec<String> = s
+            .event_reasons("undelivered-approve")
+            .await
+            .into_iter()
+            .filter(|(reason, _)| reason == "NotificationFailed")
+            .map(|(_, message)| message)
+            .collect();
+        let unknown = failures.iter().any(|m| {
+            m.contains("names sink `no-such-sink`, which is not configured (the sinks are audit, down, events, release-slack)")
+        });
+        let down = failures
+            .iter()
+            .any(|m| m.starts_with("notifying sink `down` (webhook) failed: unreachable"));
+        if unknown && down {
+            break failures;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "NotificationFailed events: {failures:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert!(
+        reported
+            .iter()
+            .all(|m| !m.contains(HOOK_KEY) && !m.contains(BOT_TOKEN)),
+        "no secret in events: {reported:?}"
     );
 }

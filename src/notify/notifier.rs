@@ -33,8 +33,9 @@ use crate::metrics::Metrics;
 /// The event reason of a notification that could not be delivered.
 pub const NOTIFICATION_FAILED: &str = "NotificationFailed";
 
-/// Gates whose notifications are sent at the same time.
-const CONCURRENCY: usize = 16;
+/// Gates whose notifications are sent at the same time (most of a task's time is spent
+/// waiting on a receiver, or between retries of one that is down).
+const CONCURRENCY: usize = 64;
 
 /// What the loop needs.
 pub struct Settings {
@@ -189,15 +190,23 @@ impl Inner {
                 .map(|r| r.progress.clone())
                 .unwrap_or_default()
         };
-        let mut changed = BTreeMap::new();
-        let mut all = BTreeMap::new();
-        for sink in sinks_of(run) {
+        // Sinks are told side by side: one that is down (retrying) holds up no other.
+        let tellings = sinks_of(run).into_iter().map(|sink| {
             let in_status = Progress::from_status(recorded.get(&sink));
             let before = match remembered.get(&sink) {
                 Some(sent) => sent.clone().furthest(in_status.clone()),
                 None => in_status.clone(),
             };
-            let after = self.tell(run, &sinks, &sink, &subject, before).await;
+            let sinks = &sinks;
+            let subject = &subject;
+            async move {
+                let after = self.tell(run, sinks, &sink, subject, before).await;
+                (sink, in_status, after)
+            }
+        });
+        let mut changed = BTreeMap::new();
+        let mut all = BTreeMap::new();
+        for (sink, in_status, after) in futures::future::join_all(tellings).await {
             if after != in_status {
                 changed.insert(sink.clone(), after.clone());
             }
