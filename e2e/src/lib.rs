@@ -25,6 +25,7 @@ pub use tekton_approval::api;
 pub mod browser;
 pub mod proxy;
 pub mod receiver;
+pub mod serve;
 pub mod slack;
 
 /// The custom task the harness completes at once (stands in for build and deploy steps).

@@ -9,17 +9,14 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use http_body_util::{BodyExt as _, Full, combinators::BoxBody};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 
 /// What the proxy answers with: the upstream's body as it arrives, or its own short error.
 type ProxyBody = BoxBody<Bytes, hyper::Error>;
@@ -64,30 +61,8 @@ pub async fn identity_proxy(upstream: SocketAddr, inject: Vec<(String, String)>)
         .expect("identity_proxy: local address");
     let client: Client<HttpConnector, Incoming> =
         Client::builder(TokioExecutor::new()).build_http();
-    tokio::spawn(async move {
-        loop {
-            let stream = match listener.accept().await {
-                Ok((stream, _)) => stream,
-                Err(error) => {
-                    // E.g. out of file descriptors: back off instead of spinning.
-                    eprintln!("identity_proxy: accept: {error}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let client = client.clone();
-            let inject = inject.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |request| {
-                    forward(client.clone(), upstream, inject.clone(), request)
-                });
-                // A browser closing a tab (or an event stream) ends its connection with an
-                // error here; that is not the test's concern.
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
+    crate::serve::spawn_http1(listener, "identity_proxy", move |request| {
+        forward(client.clone(), upstream, inject.clone(), request)
     });
     address
 }
@@ -180,6 +155,10 @@ mod tests {
     use tokio::sync::oneshot;
 
     use super::*;
+    use hyper::server::conn::http1;
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+    use std::time::Duration;
 
     /// An upstream that answers at once with a first chunk describing the request it saw,
     /// and sends a second chunk only when the test releases it: if the proxy buffered the

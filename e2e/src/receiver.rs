@@ -17,10 +17,7 @@ use anyhow::anyhow;
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{self, HeaderValue};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use ring::hmac;
 use serde_json::{Map, Value};
 use tokio::sync::Notify;
@@ -236,26 +233,8 @@ impl Receiver {
             changed: Notify::new(),
         });
         let server = shared.clone();
-        tokio::spawn(async move {
-            loop {
-                let stream = match listener.accept().await {
-                    Ok((stream, _)) => stream,
-                    Err(error) => {
-                        // E.g. out of file descriptors: back off instead of spinning.
-                        eprintln!("receiver: accept: {error}");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let shared = server.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |request| receive(shared.clone(), request));
-                    // A sender hanging up mid-request is the sender's business.
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
+        crate::serve::spawn_http1(listener, "receiver", move |request| {
+            receive(server.clone(), request)
         });
         Receiver { shared, address }
     }

@@ -26,12 +26,10 @@ use anyhow::{Context as _, anyhow, bail};
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{self, HeaderMap, HeaderValue};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use ring::hmac;
 use ring::rand::{SecureRandom as _, SystemRandom};
 use serde_json::{Map, Value, json};
@@ -263,26 +261,8 @@ impl FakeSlack {
             changed: Notify::new(),
         });
         let server = shared.clone();
-        tokio::spawn(async move {
-            loop {
-                let stream = match listener.accept().await {
-                    Ok((stream, _)) => stream,
-                    Err(error) => {
-                        // E.g. out of file descriptors: back off instead of spinning.
-                        eprintln!("fake Slack: accept: {error}");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let shared = server.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |request| serve(shared.clone(), request));
-                    // A client hanging up mid-request is the client's business.
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
+        crate::serve::spawn_http1(listener, "fake Slack", move |request| {
+            serve(server.clone(), request)
         });
         FakeSlack {
             shared,
@@ -1339,6 +1319,9 @@ mod tests {
     use tokio::sync::mpsc;
 
     use super::*;
+    use hyper::server::conn::http1;
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
 
     const TOKEN: &str = "xoxb-e2e-bot-token";
     const SECRET: &str = "e2e-signing-secret";
