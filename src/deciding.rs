@@ -48,7 +48,12 @@ pub async fn decide(
     decide::check_open(gate)?;
     let namespace = gate.metadata.namespace.clone().unwrap_or_default();
     let name = gate.metadata.name.clone().unwrap_or_default();
-    let patch = decide::patch(ask.decision, ask.comment, ask.extras);
+    let mut patch = decide::patch(ask.decision, ask.comment, ask.extras);
+    // The gate as read, not one made since under the same name: the API server refuses a
+    // patch whose UID is not the object's.
+    if let Some(uid) = &gate.metadata.uid {
+        patch["metadata"]["uid"] = uid.clone().into();
+    }
     let api: Api<CustomRun> = Api::namespaced(as_acting(client, acting)?, &namespace);
     let params = PatchParams {
         field_manager: Some(ask.field_manager.into()),

@@ -435,6 +435,8 @@ async fn main() -> anyhow::Result<()> {
                         secret_dir: args.notifications_secrets.clone(),
                     },
                     retry: Default::default(),
+                    keys: seal_keys().await?.clone(),
+                    leader: leader.clone(),
                 },
             )?),
             None => None,

@@ -23,6 +23,7 @@ use tekton_approval::api::{CustomRun, CustomRunStatus, RunResult};
 pub use tekton_approval::api;
 
 pub mod browser;
+pub mod image;
 pub mod proxy;
 pub mod receiver;
 pub mod serve;

@@ -12,6 +12,7 @@ use approval_e2e::receiver::{Receiver, validate_cloudevent};
 use approval_e2e::slack::{FakeSlack, Signing};
 use approval_e2e::*;
 use serde_json::{Value, json};
+use tekton_approval::approval::LEDGER_ANNOTATION;
 
 const BOT_TOKEN: &str = "xoxb-e2e-bot-token";
 const SIGNING_SECRET: &str = "e2e-slack-signing-secret";
@@ -278,7 +279,7 @@ async fn unmapped_or_ineligible_people_and_forged_or_replayed_requests_decide_no
         .metadata
         .annotations
         .unwrap_or_default()
-        .get("approval.tekton.dev/ledger")
+        .get(LEDGER_ANNOTATION)
         .cloned()
         .unwrap_or_default();
     assert!(!ledger.contains("\"user\""), "nothing recorded: {ledger}");
@@ -308,6 +309,27 @@ async fn unmapped_or_ineligible_people_and_forged_or_replayed_requests_decide_no
     assert_eq!((status, body.as_str()), (200, ""), "the modal closes");
     let gate = s.wait_gate_reason("guarded-approve", "Rejected").await;
     assert!(result(&gate, "comments").contains("not before the freeze ends"));
+    // A delivery Slack repeats (the same signed request) is acted on once: deciding again
+    // would answer that the gate already ended; the repeat gets the empty acknowledgement.
+    let sent = fakes.slack.last_interaction().unwrap();
+    assert_eq!(
+        fakes.slack.replay(&url, &sent).await.unwrap(),
+        (200, String::new())
+    );
+    let ledger = s
+        .customruns()
+        .get("guarded-approve")
+        .await
+        .unwrap()
+        .metadata
+        .annotations
+        .unwrap_or_default()[LEDGER_ANNOTATION]
+        .clone();
+    assert_eq!(
+        ledger.matches("\"user\"").count(),
+        1,
+        "one record: {ledger}"
+    );
     updated_to(fakes, &ts, "Rejected by alice").await;
 }
 
@@ -447,7 +469,11 @@ async fn a_sink_that_is_down_or_not_configured_delays_no_decision_and_is_reporte
             .map(|(_, message)| message)
             .collect();
         let unknown = failures.iter().any(|m| {
-            m.contains("names sink `no-such-sink`, which is not configured (the sinks are audit, down, events, release-slack)")
+            m.contains(&format!(
+                "names sink `no-such-sink`, which is not configured for namespace {} (the sinks \
+                 it may use are audit, down, events, release-slack)",
+                s.namespace
+            ))
         });
         let down = failures
             .iter()

@@ -239,6 +239,7 @@ mod tests {
             supersede_key: None,
             on_supersede: Default::default(),
             notify: Vec::new(),
+            origin: None,
         }
     }
 

@@ -477,6 +477,7 @@ impl Settings {
             supersede_key: self.supersede_key,
             on_supersede: self.on_supersede.unwrap_or_default(),
             notify: self.notify.unwrap_or_default(),
+            origin: None,
         })
     }
 }

@@ -10,12 +10,13 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::admission::PIPELINE_RUN_LABEL;
 use super::admission::rfc3339;
 use super::gate::{Gate, PolicyLookup, classify, resolve};
 use super::inputs;
 use super::ledger::{Decision, Ledger, Record};
 use super::outcome::{Held, Outcome, Tally, evaluate};
-use super::policy::{OnReject, OnSupersede, OnTimeout, Policy};
+use super::policy::{OnReject, OnSupersede, OnTimeout, Origin, Policy};
 use super::seal::{self, Keyring, Verdict, gate_admission, record_message};
 use super::{
     ADMITTED_ANNOTATION, APPROVE_ANNOTATION, LEDGER_ANNOTATION, PIPELINE_LABEL,
@@ -258,6 +259,74 @@ pub enum State {
     Invalid(String),
 }
 
+/// A gate's ledger, split into the records the webhook sealed and what is not its.
+pub struct Sealed {
+    /// The ledger as parsed (every readable record).
+    pub ledger: Ledger,
+    /// Records with a valid seal, in ledger order.
+    pub verified: Vec<Record>,
+    /// What was ignored, and why (for `UnverifiedDecision`).
+    pub ignored: Vec<String>,
+    /// A seal made with a key we do not hold (rotated since we read the keys).
+    pub unknown_key: Option<String>,
+}
+
+/// Reads a gate's ledger and keeps only what the webhook sealed: a ledger edited around the
+/// webhook can neither open nor block the gate, nor show up as a decision anywhere.
+pub fn sealed_records(run: &CustomRun, keys: &Keyring) -> Sealed {
+    let ledger_text = run
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(LEDGER_ANNOTATION));
+    let (ledger, unreadable) = Ledger::parse_lenient(ledger_text.map(String::as_str));
+    let identity = seal::Gate {
+        uid: run.metadata.uid.as_deref().unwrap_or_default(),
+        namespace: run.metadata.namespace.as_deref().unwrap_or_default(),
+        name: run.metadata.name.as_deref().unwrap_or_default(),
+    };
+    let mut unknown_key = None;
+    let mut ignored: Vec<String> = unreadable
+        .into_iter()
+        .map(|why| format!("ignored an entry of {LEDGER_ANNOTATION}: {why}"))
+        .collect();
+    let mut verified = Vec::new();
+    for record in ledger.records() {
+        match keys.verify(&record_message(identity, record), Some(&record.seal)) {
+            Verdict::Valid => verified.push(record.clone()),
+            verdict => {
+                if let Verdict::UnknownKey(id) = &verdict {
+                    unknown_key = Some(id.clone());
+                }
+                ignored.push(unverified_message(record, &verdict));
+            }
+        }
+    }
+    Sealed {
+        ledger,
+        verified,
+        ignored,
+        unknown_key,
+    }
+}
+
+/// `run` with only the sealed records in its ledger: what notifications may show.
+pub fn with_sealed_ledger(run: &CustomRun, keys: &Keyring) -> CustomRun {
+    let mut clean = run.clone();
+    let verified = sealed_records(run, keys).verified;
+    if let Some(annotations) = clean.metadata.annotations.as_mut() {
+        if verified.is_empty() {
+            annotations.remove(LEDGER_ANNOTATION);
+        } else {
+            annotations.insert(
+                LEDGER_ANNOTATION.to_string(),
+                Ledger::new(verified).to_annotation(),
+            );
+        }
+    }
+    clean
+}
+
 /// Is this status final? Ended gates are never reopened or rewritten.
 pub fn has_ended(status: &CustomRunStatus) -> bool {
     status
@@ -346,11 +415,17 @@ pub fn plan_with(
                         .as_ref()
                         .and_then(|a| a.get(REQUESTED_BY_ANNOTATION))
                         .cloned();
+                    let label = |key: &str| run.metadata.labels.as_ref()?.get(key).cloned();
+                    let origin = Origin {
+                        pipeline_run: label(PIPELINE_RUN_LABEL),
+                        pipeline: label(PIPELINE_LABEL),
+                        pipeline_task: label(PIPELINE_TASK_LABEL),
+                    };
+                    policy.origin = (origin != Origin::default()).then_some(origin);
                     if policy.supersede && policy.supersede_key.is_none() {
                         // Tekton's labels: the Pipeline (the PipelineRun's name when its
                         // spec is embedded) and the pipeline task. A gate without them (made
                         // directly) supersedes nothing.
-                        let label = |key: &str| run.metadata.labels.as_ref()?.get(key).cloned();
                         policy.supersede_key = label(PIPELINE_LABEL)
                             .zip(label(PIPELINE_TASK_LABEL))
                             .map(|(pipeline, task)| format!("{pipeline}/{task}"));
@@ -378,32 +453,15 @@ pub fn plan_with(
         }
     };
     let annotations = run.metadata.annotations.as_ref();
-    let ledger_text = annotations.and_then(|a| a.get(LEDGER_ANNOTATION));
     // A ledger edited around the webhook can neither open nor block the gate: what is not
     // the webhook's is reported and ignored, never an error.
-    let (ledger, unreadable) = Ledger::parse_lenient(ledger_text.map(String::as_str));
-    let identity = seal::Gate {
-        uid: run.metadata.uid.as_deref().unwrap_or_default(),
-        namespace: run.metadata.namespace.as_deref().unwrap_or_default(),
-        name: run.metadata.name.as_deref().unwrap_or_default(),
-    };
-    let mut unknown_key = None;
-    let mut ignored: Vec<String> = unreadable
-        .into_iter()
-        .map(|why| format!("ignored an entry of {LEDGER_ANNOTATION}: {why}"))
-        .collect();
-    let mut verified = Vec::new();
-    for record in ledger.records() {
-        match keys.verify(&record_message(identity, record), Some(&record.seal)) {
-            Verdict::Valid => verified.push(record.clone()),
-            verdict => {
-                if let Verdict::UnknownKey(id) = &verdict {
-                    unknown_key = Some(id.clone());
-                }
-                ignored.push(unverified_message(record, &verdict));
-            }
-        }
-    }
+    let ledger_text = annotations.and_then(|a| a.get(LEDGER_ANNOTATION));
+    let Sealed {
+        ledger,
+        verified,
+        ignored,
+        unknown_key,
+    } = sealed_records(run, keys);
     let archived = Attempt::archived_records(&current);
     let records = Ledger::new(verified).without(&archived);
     let unrecorded_input = [APPROVE_ANNOTATION, REJECT_ANNOTATION]

@@ -80,6 +80,11 @@ pub struct Policy {
     /// frozen when the gate starts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requested_by: Option<String>,
+    /// Which run the gate belongs to (Tekton's labels), frozen when it starts: labels can be
+    /// edited later by anyone who may patch CustomRuns, and what approvers are shown (in
+    /// notifications) must not change under them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Origin>,
     /// When approvals take effect (see [`super::window`]); always, when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval_window: Option<Window>,
@@ -100,6 +105,21 @@ pub struct Policy {
     /// the gate waits, on each decision, and when it ends.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notify: Vec<String>,
+}
+
+/// The run a gate belongs to, from Tekton's labels at the start.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Origin {
+    /// `tekton.dev/pipelineRun`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline_run: Option<String>,
+    /// `tekton.dev/pipeline`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<String>,
+    /// `tekton.dev/pipelineTask`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline_task: Option<String>,
 }
 
 fn is_default<T: Default + PartialEq>(value: &T) -> bool {
@@ -181,6 +201,7 @@ mod tests {
             supersede_key: None,
             on_supersede: OnSupersede::Fail,
             notify: Vec::new(),
+            origin: None,
         };
         let frozen = serde_json::to_value(&policy).unwrap();
         assert_eq!(

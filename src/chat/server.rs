@@ -167,7 +167,11 @@ fn modal_error(why: &str) -> Response {
 impl Chat {
     /// Who the Slack user is, by the platform team's mapping.
     fn identity(&self, slack_user: &str) -> Result<Identity, String> {
-        let text = std::fs::read_to_string(&self.settings.users_file).unwrap_or_default();
+        let text = std::fs::read_to_string(&self.settings.users_file).map_err(|e| {
+            warn!(file = %self.settings.users_file.display(), error = %e,
+                  "the Slack user mapping cannot be read: nobody can decide from Slack");
+            "The Slack user mapping cannot be read: nothing was recorded. Ask your platform team to create approval-slack-users.".to_string()
+        })?;
         let users = Users::parse(&text).map_err(|e| {
             warn!(error = %e, "the Slack user mapping is unusable: nobody can decide from Slack");
             "The Slack user mapping is unusable: nothing was recorded. Ask your platform team to fix users.yaml in approval-slack-users.".to_string()
@@ -469,6 +473,10 @@ mod tests {
                 .await
                 .unwrap();
             let patch: Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(
+                patch["metadata"]["uid"], "uid-1",
+                "only the gate the message is about"
+            );
             assert_eq!(
                 patch["metadata"]["annotations"]["approval.tekton.dev/approve"],
                 "ship it"

@@ -71,10 +71,11 @@ pub struct Replays {
 }
 
 impl Replays {
-    /// Whether `signature` is new; remembers it. Forgets those past the tolerance.
+    /// Whether `signature` (a verified one) is new; remembers it. Forgets those past the
+    /// tolerance. Hex digits are compared without case: `v0=AB..` is `v0=ab..`.
     pub fn first(&mut self, signature: &str, now: i64) -> bool {
         self.seen.retain(|_, at| now - *at <= 2 * TOLERANCE_SECONDS);
-        match self.seen.entry(signature.to_string()) {
+        match self.seen.entry(signature.to_ascii_lowercase()) {
             std::collections::hash_map::Entry::Occupied(_) => false,
             std::collections::hash_map::Entry::Vacant(slot) => {
                 slot.insert(now);
@@ -182,6 +183,7 @@ mod tests {
         assert!(replays.first("v0=aa", 100));
         assert!(!replays.first("v0=aa", 150));
         assert!(replays.first("v0=bb", 150));
+        assert!(!replays.first("v0=AA", 160), "the same tag in capitals");
         assert!(
             replays.first("v0=aa", 100 + 2 * TOLERANCE_SECONDS + 1),
             "forgotten once stale"

@@ -13,7 +13,7 @@ use crate::approval::inputs::Input;
 use crate::approval::ledger::{Ledger, Record};
 use crate::approval::outcome::evaluate;
 use crate::approval::plan::{Attempt, has_ended};
-use crate::approval::policy::{OnReject, OnTimeout};
+use crate::approval::policy::{OnReject, OnTimeout, Origin};
 
 /// Who is asking, as the API server authenticates them (from a SelfSubjectReview; with
 /// `--as`, the impersonated user).
@@ -23,6 +23,18 @@ pub struct Identity {
     pub username: String,
     /// The groups.
     pub groups: Vec<String>,
+}
+
+/// A started gate's frozen value; a gate not started yet has only the live one.
+fn frozen<'a>(
+    origin: Option<&Origin>,
+    field: impl FnOnce(&Origin) -> &Option<String>,
+    live: impl FnOnce() -> Option<&'a str>,
+) -> Option<String> {
+    match origin {
+        Some(origin) => field(origin).clone(),
+        None => live().map(str::to_string),
+    }
 }
 
 /// The status reason shown for a gate the controller has not started yet.
@@ -192,12 +204,28 @@ impl GateView {
             _ => None,
         };
         let policy = attempt.as_ref().map(|a| &a.policy);
+        let origin = policy.map(|p| p.origin.clone().unwrap_or_default());
+        let origin = origin.as_ref();
         GateView {
             name: run.metadata.name.clone().unwrap_or_default(),
             namespace: run.metadata.namespace.clone().unwrap_or_default(),
-            pipeline_run: label(run, PIPELINE_RUN_LABEL).map(str::to_string),
-            pipeline_task: label(run, PIPELINE_TASK_LABEL).map(str::to_string),
-            pipeline: label(run, crate::approval::PIPELINE_LABEL).map(str::to_string),
+            // As frozen when the gate started (labels may be edited since), else (not started
+            // yet) Tekton's labels.
+            pipeline_run: frozen(
+                origin,
+                |o| &o.pipeline_run,
+                || label(run, PIPELINE_RUN_LABEL),
+            ),
+            pipeline_task: frozen(
+                origin,
+                |o| &o.pipeline_task,
+                || label(run, PIPELINE_TASK_LABEL),
+            ),
+            pipeline: frozen(
+                origin,
+                |o| &o.pipeline,
+                || label(run, crate::approval::PIPELINE_LABEL),
+            ),
             requested_by: policy.and_then(|p| p.requested_by.clone()),
             status: condition
                 .map(|c| c.reason.clone())
@@ -303,7 +331,8 @@ pub(crate) mod tests {
                 "startTime": "2026-11-22T10:00:01Z",
                 "extraFields": {"approvers": ["alice", "group:release-managers"], "minApprovals": 2,
                     "message": "Release v1.2 to production?", "onTimeout": "fail", "onReject": "fail",
-                    "timeout": "24h0m0s", "deadline": "2026-11-23T10:00:01Z", "recorded": 1}
+                    "timeout": "24h0m0s", "deadline": "2026-11-23T10:00:01Z", "recorded": 1,
+                    "origin": {"pipelineRun": "release-x7k2p", "pipelineTask": "approve-release"}}
             }
         })
     }
@@ -351,7 +380,7 @@ pub(crate) mod tests {
                             {"name": "decidedAt", "value": "2026-11-21T09:00:00Z"}],
                 "extraFields": {"approvers": ["carol", "dave"], "minApprovals": 1,
                     "onTimeout": "fail", "onReject": "fail", "timeout": "0s", "policy": "production",
-                    "recorded": 1},
+                    "recorded": 1, "origin": {"pipelineRun": "deploy-q9z", "pipelineTask": "gate"}},
                 "retriesStatus": [{
                     "conditions": [{"type": "Succeeded", "status": "False", "reason": "Rejected",
                         "message": "Rejected by dave"}],
@@ -429,6 +458,28 @@ pub(crate) mod tests {
             Some(true)
         );
         assert_eq!(GateView::new(&gate, None, now()).can_decide, None);
+    }
+
+    #[test]
+    fn a_started_gate_shows_the_run_it_started_with_whatever_its_labels_say_now() {
+        let mut gate = waiting_gate();
+        gate["metadata"]["labels"]["tekton.dev/pipelineRun"] = json!("prod-release");
+        gate["metadata"]["labels"]["tekton.dev/pipeline"] = json!("prod");
+        let view = GateView::new(&run(gate), None, now());
+        assert_eq!(view.pipeline_run.as_deref(), Some("release-x7k2p"));
+        assert_eq!(view.pipeline, None, "not there when it started");
+        let pending = GateView::new(&run(pending_with_labels()), None, now());
+        assert_eq!(
+            pending.pipeline_run.as_deref(),
+            Some("hotfix"),
+            "not started: the labels"
+        );
+    }
+
+    fn pending_with_labels() -> Value {
+        let mut gate = pending_gate();
+        gate["metadata"]["labels"] = json!({"tekton.dev/pipelineRun": "hotfix"});
+        gate
     }
 
     #[test]

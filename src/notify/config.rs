@@ -74,11 +74,20 @@ impl Target {
     }
 }
 
+/// A configured sink.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sink {
+    /// Where it goes.
+    pub target: Target,
+    /// The namespaces whose gates may use it; all when empty.
+    pub namespaces: Vec<String>,
+}
+
 /// The configured sinks.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Sinks {
     /// By name.
-    pub sinks: BTreeMap<String, Target>,
+    pub sinks: BTreeMap<String, Sink>,
     /// Slack's Web API base URL, ending in `/`.
     pub slack_api: String,
     /// The web page's base URL, for links in messages.
@@ -86,13 +95,29 @@ pub struct Sinks {
 }
 
 impl Sinks {
-    /// The names, for an error that says which exist.
-    pub fn names(&self) -> String {
-        if self.sinks.is_empty() {
-            return "none are configured".into();
+    /// The sink `name`, if gates of `namespace` may use it.
+    pub fn get(&self, name: &str, namespace: &str) -> Option<&Target> {
+        self.sinks
+            .get(name)
+            .filter(|sink| {
+                sink.namespaces.is_empty() || sink.namespaces.iter().any(|n| n == namespace)
+            })
+            .map(|sink| &sink.target)
+    }
+
+    /// The names gates of `namespace` may use, for an error that says which: a namespace
+    /// learns nothing of sinks kept for others.
+    pub fn names_for(&self, namespace: &str) -> String {
+        let names: Vec<&str> = self
+            .sinks
+            .keys()
+            .filter(|name| self.get(name, namespace).is_some())
+            .map(String::as_str)
+            .collect();
+        if names.is_empty() {
+            return "none is configured for this namespace".into();
         }
-        let names: Vec<&str> = self.sinks.keys().map(String::as_str).collect();
-        format!("the sinks are {}", names.join(", "))
+        format!("the sinks it may use are {}", names.join(", "))
     }
 }
 
@@ -111,6 +136,8 @@ struct File {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct SinkEntry {
     name: String,
+    #[serde(default)]
+    namespaces: Vec<String>,
     #[serde(default)]
     slack: Option<SlackEntry>,
     #[serde(default)]
@@ -219,7 +246,11 @@ pub fn parse(
                 ));
             }
         };
-        if sinks.insert(name.clone(), target).is_some() {
+        let sink = Sink {
+            target,
+            namespaces: entry.namespaces,
+        };
+        if sinks.insert(name.clone(), sink).is_some() {
             return Err(fail("the name is used twice".into()));
         }
     }
@@ -234,8 +265,14 @@ pub fn parse(
 /// a gate's details never cross a network in clear text.
 fn check_url(what: &str, url: &str) -> Result<(), ConfigError> {
     let Ok(uri) = url.parse::<http::Uri>() else {
-        return Err(ConfigError::Url(format!("{what} `{url}` is not a URL")));
+        return Err(ConfigError::Url(format!("{what} is not a URL")));
     };
+    // Named by scheme and host only: a URL's path, query or user part may hold a token.
+    let url = format!(
+        "{}://{}",
+        uri.scheme_str().unwrap_or("?"),
+        uri.host().unwrap_or("?")
+    );
     let loopback = matches!(
         uri.host(),
         Some("127.0.0.1" | "localhost" | "[::1]" | "::1")
@@ -320,16 +357,41 @@ sinks:
             Some("https://approvals.example.com")
         );
         assert_eq!(
-            sinks.sinks["release-slack"],
-            Target::Slack {
+            sinks.get("release-slack", "ci"),
+            Some(&Target::Slack {
                 channel: "C0123".into(),
                 token: SecretText::new("xoxb-very-secret")
-            }
+            })
         );
-        assert_eq!(sinks.sinks["audit"].kind(), "webhook");
-        assert_eq!(sinks.sinks["events"].kind(), "cloudevents");
-        assert_eq!(sinks.names(), "the sinks are audit, events, release-slack");
-        assert_eq!(Sinks::default().names(), "none are configured");
+        assert_eq!(sinks.get("audit", "ci").unwrap().kind(), "webhook");
+        assert_eq!(sinks.get("events", "ci").unwrap().kind(), "cloudevents");
+        assert_eq!(
+            sinks.names_for("ci"),
+            "the sinks it may use are audit, events, release-slack"
+        );
+        assert_eq!(
+            Sinks::default().names_for("ci"),
+            "none is configured for this namespace"
+        );
+    }
+
+    #[test]
+    fn a_sink_kept_for_some_namespaces_is_not_anyone_elses() {
+        let sinks = parse(
+            "sinks: [{name: prod-slack, namespaces: [release], slack: {channel: C1, tokenSecretKey: slack-bot-token}}, {name: events, cloudEvents: {url: 'https://x'}}]",
+            &secrets,
+        )
+        .unwrap();
+        assert!(sinks.get("prod-slack", "release").is_some());
+        assert_eq!(sinks.get("prod-slack", "sandbox"), None);
+        assert_eq!(
+            sinks.names_for("sandbox"),
+            "the sinks it may use are events"
+        );
+        assert_eq!(
+            sinks.names_for("release"),
+            "the sinks it may use are events, prod-slack"
+        );
     }
 
     #[test]
@@ -369,6 +431,10 @@ sinks:
                 "must be https:// (http:// only to 127.0.0.1 or localhost)",
             ),
             (
+                "sinks: [{name: a, cloudEvents: {url: 'http://user:hunter2@example.com/x?token=t0k'}}]",
+                "sink `a` url `http://example.com` must be https://",
+            ),
+            (
                 "slackApiUrl: 'ftp://x'\nsinks: []",
                 "slackApiUrl `ftp://x` must be https://",
             ),
@@ -378,6 +444,10 @@ sinks:
         for (yaml, expected) in cases {
             let error = parse(yaml, &secrets).unwrap_err().to_string();
             assert!(error.contains(expected), "{yaml}: {error}");
+            assert!(
+                !error.contains("hunter2") && !error.contains("t0k"),
+                "{error}"
+            );
         }
     }
 

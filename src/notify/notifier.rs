@@ -25,9 +25,12 @@ use super::notice::{Notice, Subject};
 use super::progress::{Progress, Step, next};
 use super::slack::SlackApi;
 use crate::api::CustomRun;
+use crate::approval::plan::with_sealed_ledger;
 use crate::approval::plan::{Attempt, GateEvent, Severity};
 use crate::cli::view::GateView;
+use crate::controller::leader::Leader;
 use crate::events::EventPublisher;
+use crate::keys::KeySource;
 use crate::metrics::Metrics;
 
 /// The event reason of a notification that could not be delivered.
@@ -43,6 +46,10 @@ pub struct Settings {
     pub files: Files,
     /// How sends are retried.
     pub retry: Retry,
+    /// The seal keys: notifications show only the decisions the webhook sealed.
+    pub keys: Arc<KeySource>,
+    /// Only the leader sends: a replica that lost the Lease stops before its next send.
+    pub leader: Leader,
 }
 
 /// Sends gates' notifications in the background.
@@ -135,10 +142,14 @@ struct Remembered {
     progress: BTreeMap<String, Progress>,
     /// When the gate was seen ended with everything sent.
     finished: Option<DateTime<Utc>>,
+    /// When the gate was last looked at.
+    seen: DateTime<Utc>,
 }
 
 /// How long an ended gate's record is kept: longer than any watch lag.
 const FORGET_AFTER: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
+/// How long a gate not looked at is kept (one deleted before it ended).
+const FORGET_UNSEEN: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 
 /// The sinks a gate's frozen policy names.
 fn sinks_of(run: &CustomRun) -> Vec<String> {
@@ -174,7 +185,9 @@ impl Inner {
             }
         };
         let now = (self.clock)();
-        let gate = GateView::new(run, None, now);
+        // What approvers read is what counts: records the webhook did not seal are left out.
+        let shown = with_sealed_ledger(run, &self.settings.keys.keyring());
+        let gate = GateView::new(&shown, None, now);
         let uid = run.uid().unwrap_or_default();
         let subject = Subject {
             gate: &gate,
@@ -190,42 +203,47 @@ impl Inner {
                 .map(|r| r.progress.clone())
                 .unwrap_or_default()
         };
-        // Sinks are told side by side: one that is down (retrying) holds up no other.
+        // Sinks are told side by side, and each one's progress is recorded as soon as it is
+        // done: one that is down (retrying) holds up no other, nor the record of a post.
         let tellings = sinks_of(run).into_iter().map(|sink| {
             let in_status = Progress::from_status(recorded.get(&sink));
             let before = match remembered.get(&sink) {
                 Some(sent) => sent.clone().furthest(in_status.clone()),
                 None => in_status.clone(),
             };
-            let sinks = &sinks;
-            let subject = &subject;
+            let (sinks, subject) = (&sinks, &subject);
+            let (namespace, name) = (namespace.as_str(), name.as_str());
             async move {
                 let after = self.tell(run, sinks, &sink, subject, before).await;
-                (sink, in_status, after)
+                if after != in_status {
+                    self.record(namespace, name, &sink, &after).await;
+                }
+                (sink, after)
             }
         });
-        let mut changed = BTreeMap::new();
-        let mut all = BTreeMap::new();
-        for (sink, in_status, after) in futures::future::join_all(tellings).await {
-            if after != in_status {
-                changed.insert(sink.clone(), after.clone());
-            }
-            all.insert(sink, after);
-        }
+        let all: BTreeMap<String, Progress> = futures::future::join_all(tellings)
+            .await
+            .into_iter()
+            .collect();
         self.remember(key, uid.clone(), all, gate.ended.then_some(now), now);
-        if changed.is_empty() {
+    }
+
+    /// Records one sink's progress in the gate's status (the whole record: fields that are
+    /// gone are cleared).
+    async fn record(&self, namespace: &str, name: &str, sink: &str, progress: &Progress) {
+        if !self.settings.leader.is_leader() {
             return;
         }
-        let patch = json!({"status": {"extraFields": {"notified": changed}}});
-        let api: Api<CustomRun> = Api::namespaced(self.client.clone(), &namespace);
+        let patch = json!({"status": {"extraFields": {"notified": {sink: progress.as_patch()}}}});
+        let api: Api<CustomRun> = Api::namespaced(self.client.clone(), namespace);
         match api
-            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
         {
-            Ok(_) => debug!(%namespace, %name, "notification progress recorded"),
+            Ok(_) => debug!(%namespace, %name, %sink, "notification progress recorded"),
             // Sent but not recorded: the next look sends it again (at least once).
             Err(error) => {
-                warn!(%namespace, %name, %error, "recording notification progress failed")
+                warn!(%namespace, %name, %sink, %error, "recording notification progress failed")
             }
         }
     }
@@ -240,13 +258,18 @@ impl Inner {
         now: DateTime<Utc>,
     ) {
         let mut sent = self.sent.lock().expect("not poisoned");
-        sent.retain(|_, r| r.finished.is_none_or(|at| now - at < FORGET_AFTER));
+        // Ended gates a while after, and gates not seen for a day (deleted before they
+        // ended) are forgotten.
+        sent.retain(|_, r| {
+            r.finished.is_none_or(|at| now - at < FORGET_AFTER) && now - r.seen < FORGET_UNSEEN
+        });
         sent.insert(
             key,
             Remembered {
                 uid,
                 progress,
                 finished,
+                seen: now,
             },
         );
     }
@@ -260,10 +283,12 @@ impl Inner {
         subject: &Subject<'_>,
         mut progress: Progress,
     ) -> Progress {
-        let Some(target) = sinks.sinks.get(sink) else {
+        let namespace = subject.gate.namespace.as_str();
+        let Some(target) = sinks.get(sink, namespace) else {
             let problem = format!(
-                "the gate's `notify` names sink `{sink}`, which is not configured ({})",
-                sinks.names()
+                "the gate's `notify` names sink `{sink}`, which is not configured for namespace \
+                 {namespace} ({})",
+                sinks.names_for(namespace)
             );
             if progress.problem.as_deref() != Some(problem.as_str()) {
                 self.report(run, problem.clone()).await;
@@ -273,32 +298,25 @@ impl Inner {
             progress.ended = subject.gate.ended;
             return progress;
         };
+        // A replica that lost the Lease sends nothing more: the new leader takes over from
+        // what the status records.
+        if !self.settings.leader.is_leader() {
+            return progress;
+        }
         progress.problem = None;
         let step = next(target, subject, &progress);
         let sent_something = step != Step::Nothing;
         let result = match (target, step) {
             (_, Step::Nothing) => Ok(()),
-            (
-                Target::Slack { token, .. },
-                Step::Post { body, digest } | Step::Update { body, digest },
-            ) => {
+            (Target::Slack { token, .. }, step @ (Step::Post { .. } | Step::Update { .. })) => {
                 let api = SlackApi {
                     http: &self.http,
                     base: &sinks.slack_api,
                     token,
                     retry: self.settings.retry,
                 };
-                let method = if progress.ts.is_some() {
-                    "chat.update"
-                } else {
-                    "chat.postMessage"
-                };
-                api.call(method, &body).await.map(|answer| {
-                    let field = |name: &str| answer[name].as_str().map(str::to_string);
-                    progress.channel = field("channel").or(progress.channel.take());
-                    progress.ts = field("ts").or(progress.ts.take());
-                    progress.shown = Some(digest);
-                })
+                self.show_in_slack(&api, target, subject, &mut progress, step)
+                    .await
             }
             // `next` posts only to Slack, and delivers notices only to the others.
             (_, Step::Post { .. } | Step::Update { .. }) => Ok(()),
@@ -331,6 +349,43 @@ impl Inner {
             .await;
         }
         progress
+    }
+
+    /// Posts or updates the gate's Slack message. A message someone deleted is posted anew.
+    async fn show_in_slack(
+        &self,
+        api: &SlackApi<'_>,
+        target: &Target,
+        subject: &Subject<'_>,
+        progress: &mut Progress,
+        mut step: Step,
+    ) -> Result<(), SendError> {
+        loop {
+            let (method, body, digest) = match step {
+                Step::Post { body, digest } => ("chat.postMessage", body, digest),
+                Step::Update { body, digest } => ("chat.update", body, digest),
+                _ => return Ok(()),
+            };
+            match api.call(method, &body).await {
+                Ok(answer) => {
+                    let field = |name: &str| answer[name].as_str().map(str::to_string);
+                    progress.channel = field("channel").or(progress.channel.take());
+                    progress.ts = field("ts").or(progress.ts.take());
+                    progress.shown = Some(digest);
+                    return Ok(());
+                }
+                Err(error)
+                    if method == "chat.update"
+                        && error.detail.as_deref() == Some("message_not_found") =>
+                {
+                    progress.channel = None;
+                    progress.ts = None;
+                    progress.shown = None;
+                    step = next(target, subject, progress);
+                }
+                Err(error) => return Err(error),
+            }
+        }
     }
 
     /// One notice to a webhook or CloudEvents sink.

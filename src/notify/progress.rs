@@ -53,6 +53,20 @@ impl Progress {
 }
 
 impl Progress {
+    /// The whole record for a merge patch: fields that are not set are `null`, so that a
+    /// patch clears what the record no longer holds.
+    pub fn as_patch(&self) -> Value {
+        let mut value = serde_json::json!({
+            "sent": null, "channel": null, "ts": null, "shown": null, "ended": null, "problem": null,
+        });
+        if let Value::Object(set) = serde_json::to_value(self).expect("a record serialises") {
+            for (key, field) in set {
+                value[key] = field;
+            }
+        }
+        value
+    }
+
     /// The further along of two records of the same sink (what this process remembers
     /// sending, and what a gate's copy says): a copy read before our own write landed must
     /// not make us post a second message. On a tie, `other` (the status).
@@ -284,6 +298,34 @@ mod tests {
             posted.furthest(shown.clone()),
             shown,
             "a tie goes to the status"
+        );
+    }
+
+    #[test]
+    fn a_patch_clears_what_the_record_no_longer_holds() {
+        let progress = Progress {
+            sent: 2,
+            ended: true,
+            ..Progress::default()
+        };
+        let patch = progress.as_patch();
+        assert_eq!(patch["sent"], 2);
+        assert_eq!(patch["ended"], true);
+        assert_eq!(patch["problem"], Value::Null);
+        assert_eq!(patch["ts"], Value::Null);
+        let fields = serde_json::to_value(Progress {
+            sent: 1,
+            channel: Some("C".into()),
+            ts: Some("1".into()),
+            shown: Some("d".into()),
+            ended: true,
+            problem: Some("p".into()),
+        })
+        .unwrap();
+        assert_eq!(
+            fields.as_object().unwrap().keys().collect::<Vec<_>>(),
+            patch.as_object().unwrap().keys().collect::<Vec<_>>(),
+            "the patch names every field"
         );
     }
 

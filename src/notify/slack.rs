@@ -198,14 +198,16 @@ pub fn message(subject: &Subject<'_>, channel: &str) -> Value {
     json!({
         "channel": channel,
         // The notification's text (and what screen readers read first).
-        "text": clip(format!("{headline}: {}/{run}", gate.namespace), SECTION_MAX),
+        "text": clip(escape(&format!("{headline}: {}/{run}", gate.namespace)), SECTION_MAX),
         "blocks": blocks,
         "unfurl_links": false,
     })
 }
 
+/// A section of (escaped) text; `verbatim` so that Slack turns no bare URL or `#channel`
+/// in it into a link.
 fn section(text: &str) -> Value {
-    json!({"type": "section", "text": {"type": "mrkdwn", "text": clip(text.to_string(), SECTION_MAX)}})
+    json!({"type": "section", "text": {"type": "mrkdwn", "text": clip(text.to_string(), SECTION_MAX), "verbatim": true}})
 }
 
 fn button(action: &str, text: &str, value: &str, style: Option<&str>) -> Value {
@@ -265,7 +267,12 @@ pub struct SlackApi<'a> {
 
 impl SlackApi<'_> {
     /// Calls `method` with a JSON body; Slack's `ok: false` is an error with its code.
+    ///
+    /// `chat.postMessage` is tried again only after failures that prove nothing was posted
+    /// (no connection, a rate limit, Slack unavailable): after a timeout or Slack's
+    /// `fatal_error` the message may exist, and a second try would post it twice.
     pub async fn call(&self, method: &str, body: &Value) -> Result<Value, SendError> {
+        let creates = method == "chat.postMessage";
         let url = format!("{}{method}", self.base);
         let body = serde_json::to_vec(body).expect("JSON always serialises");
         let authorization = format!("Bearer {}", self.token.expose());
@@ -279,7 +286,14 @@ impl SlackApi<'_> {
                         "application/json; charset=utf-8",
                         body.clone(),
                     )
-                    .await?;
+                    .await
+                    .map_err(|error| {
+                        if creates {
+                            unless_nothing_posted(error)
+                        } else {
+                            error
+                        }
+                    })?;
                 let answer = parse_json(&response)?;
                 if answer["ok"] == true {
                     return Ok(answer);
@@ -304,6 +318,17 @@ impl SlackApi<'_> {
             })
             .await
     }
+}
+
+/// `error` made final unless it proves the request never got to post anything.
+fn unless_nothing_posted(mut error: SendError) -> SendError {
+    let nothing_posted = match error.category {
+        "unreachable" => error.detail.as_deref() == Some("cannot connect"),
+        "status" => matches!(error.detail.as_deref(), Some("HTTP 429" | "HTTP 503")),
+        _ => false,
+    };
+    error.retryable &= nothing_posted;
+    error
 }
 
 #[cfg(test)]
@@ -470,6 +495,37 @@ mod tests {
                 .count(),
             SECTION_MAX
         );
+    }
+
+    #[test]
+    fn a_message_is_posted_again_only_when_nothing_can_have_been_posted() {
+        let error = |category, detail: &str| SendError {
+            category,
+            detail: Some(detail.into()),
+            retryable: true,
+            retry_after: None,
+        };
+        for (category, detail) in [
+            ("unreachable", "cannot connect"),
+            ("status", "HTTP 429"),
+            ("status", "HTTP 503"),
+        ] {
+            assert!(
+                unless_nothing_posted(error(category, detail)).retryable,
+                "{detail}"
+            );
+        }
+        for (category, detail) in [
+            ("timeout", "no answer in 10s"),
+            ("unreachable", "the connection failed"),
+            ("status", "HTTP 500"),
+            ("status", "HTTP 502"),
+        ] {
+            assert!(
+                !unless_nothing_posted(error(category, detail)).retryable,
+                "{detail}"
+            );
+        }
     }
 
     #[test]

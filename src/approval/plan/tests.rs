@@ -1337,3 +1337,69 @@ fn supersede_settings_are_checked() {
         assert_eq!(succeeded(&plan), ("False", "InvalidApproval", expected));
     }
 }
+
+#[test]
+fn the_run_a_gate_belongs_to_is_frozen_when_it_starts_and_labels_edited_later_change_nothing() {
+    let run = started(superseding_gate(&[]));
+    let frozen = |run: &CustomRun| {
+        Attempt::of(run.status.as_ref().unwrap())
+            .unwrap()
+            .unwrap()
+            .policy
+            .origin
+    };
+    let origin = frozen(&run).expect("frozen from Tekton's labels");
+    assert_eq!(origin.pipeline.as_deref(), Some("release"));
+    assert_eq!(origin.pipeline_task.as_deref(), Some("approve"));
+    let mut relabelled = run.clone();
+    relabelled
+        .metadata
+        .labels
+        .as_mut()
+        .unwrap()
+        .insert("tekton.dev/pipeline".into(), "prod".into());
+    let replanned = apply(&relabelled, &plan_at(&relabelled, at(5)));
+    assert_eq!(frozen(&replanned), Some(origin));
+    // A gate Tekton did not make has nothing to freeze.
+    let direct = started(single_approver_gate(&[]));
+    assert_eq!(frozen(&direct), None);
+}
+
+#[test]
+fn what_notifications_show_has_only_the_records_the_webhook_sealed() {
+    let run = approve(started(two_approver_gate()), "alice", 5);
+    let mut forged = run.clone();
+    let annotations = forged.metadata.annotations.as_mut().unwrap();
+    let mut records: Vec<Value> = serde_json::from_str(&annotations[LEDGER_ANNOTATION]).unwrap();
+    records.push(json!({"user": "cto", "decision": "approve", "time": "2026-11-22T10:00:09Z", "seal": "v1:k1:forged"}));
+    annotations.insert(
+        LEDGER_ANNOTATION.into(),
+        serde_json::to_string(&records).unwrap(),
+    );
+    let shown = with_sealed_ledger(&forged, &keys());
+    let (ledger, _) = Ledger::parse_lenient(
+        shown
+            .metadata
+            .annotations
+            .as_ref()
+            .unwrap()
+            .get(LEDGER_ANNOTATION)
+            .map(String::as_str),
+    );
+    let users: Vec<&str> = ledger.records().iter().map(|r| r.user.as_str()).collect();
+    assert_eq!(users, ["alice"]);
+    // Nothing sealed: no ledger at all.
+    let mut all_forged = forged.clone();
+    all_forged.metadata.annotations.as_mut().unwrap().insert(
+        LEDGER_ANNOTATION.into(),
+        serde_json::to_string(&records[1..]).unwrap(),
+    );
+    let shown = with_sealed_ledger(&all_forged, &keys());
+    assert!(
+        !shown
+            .metadata
+            .annotations
+            .unwrap()
+            .contains_key(LEDGER_ANNOTATION)
+    );
+}
