@@ -25,6 +25,10 @@ help: ## list targets
 build: ## build the binaries (debug)
 	$(CARGO) build --locked --bins
 
+.PHONY: image
+image: build ## our image, without a container engine: target/image/approval-controller.tar (docker load -i / ctr images import)
+	$(CARGO) run --locked --quiet -p approval-e2e --bin image -- controller
+
 .PHONY: run
 run: build ## local control plane + controller + a gate waiting for approval; follows the log
 	APPROVAL_STATE=$(RUN_STATE) $(SCRIPTS)/cluster-up.sh >/dev/null

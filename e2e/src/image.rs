@@ -102,17 +102,15 @@ pub fn layer(entries: &[Entry]) -> anyhow::Result<Vec<u8>> {
             bail!("image entry `{}` is given twice", entry.path);
         }
     }
-    let mut dirs: Vec<String> = Vec::new();
+    let mut dirs: std::collections::BTreeSet<String> = Default::default();
     for path in by_path.keys() {
         let mut parent = Path::new(path).parent();
         while let Some(dir) = parent.filter(|d| !d.as_os_str().is_empty()) {
-            let dir = dir.to_string_lossy().to_string();
-            if !by_path.contains_key(&dir) && !dirs.contains(&dir) {
-                dirs.push(dir);
+            let name = dir.to_string_lossy().to_string();
+            if !by_path.contains_key(&name) {
+                dirs.insert(name);
             }
-            parent = Path::new(path)
-                .parent()
-                .and(Path::new(&dirs[dirs.len() - 1]).parent());
+            parent = dir.parent();
         }
     }
     let mut builder = tar::Builder::new(Vec::new());
@@ -306,7 +304,8 @@ pub fn controller(binary: &Path, tag: &str, ca_bundle: &Path) -> anyhow::Result<
             source: Source::File(ca_bundle.into()),
             mode: 0o644,
         },
-        Entry { path: "/home/nonroot".into(), source: Source::Dir, mode: 0o700 },
+        // Owned by root like everything in the layer: 0755 so that 65532 can enter it.
+        Entry { path: "/home/nonroot".into(), source: Source::Dir, mode: 0o755 },
         Entry { path: "/tmp".into(), source: Source::Dir, mode: 0o1777 },
     ]);
     Ok(Spec {
