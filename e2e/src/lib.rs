@@ -24,6 +24,7 @@ pub use tekton_approval::api;
 
 pub mod browser;
 pub mod image;
+pub mod notifying;
 pub mod proxy;
 pub mod receiver;
 pub mod serve;
