@@ -331,8 +331,18 @@ pub fn read(archive: &[u8]) -> anyhow::Result<BTreeMap<String, Vec<u8>>> {
     Ok(files)
 }
 
-/// The manifest an archive's `index.json` names, its config and its layer's files.
-pub fn inspect(archive: &[u8]) -> anyhow::Result<(Value, Value, BTreeMap<String, (u32, Vec<u8>)>)> {
+/// What an archive holds, as [`inspect`] reads it back.
+pub struct Inspected {
+    /// The manifest `index.json` names.
+    pub manifest: Value,
+    /// Its config.
+    pub config: Value,
+    /// The layer's entries: mode and content by path.
+    pub files: BTreeMap<String, (u32, Vec<u8>)>,
+}
+
+/// Reads an archive back, checking every digest on the way.
+pub fn inspect(archive: &[u8]) -> anyhow::Result<Inspected> {
     let files = read(archive)?;
     let blob = |digest: &str| -> anyhow::Result<&Vec<u8>> {
         let name = format!("blobs/sha256/{}", digest.trim_start_matches("sha256:"));
@@ -365,7 +375,11 @@ pub fn inspect(archive: &[u8]) -> anyhow::Result<(Value, Value, BTreeMap<String,
         std::io::Read::read_to_end(&mut entry, &mut bytes)?;
         entries.insert(name, (mode, bytes));
     }
-    Ok((manifest, config, entries))
+    Ok(Inspected {
+        manifest,
+        config,
+        files: entries,
+    })
 }
 
 #[cfg(test)]
@@ -392,7 +406,11 @@ mod tests {
         let written = write(&spec, &out).unwrap();
         let archive = std::fs::read(&out).unwrap();
         assert_eq!(written.size, archive.len() as u64);
-        let (manifest, config, files) = inspect(&archive).unwrap();
+        let Inspected {
+            manifest,
+            config,
+            files,
+        } = inspect(&archive).unwrap();
         assert_eq!(
             manifest["mediaType"],
             "application/vnd.oci.image.manifest.v1+json"
@@ -449,7 +467,9 @@ mod tests {
         let first = write(&spec, &dir.path().join("a.tar")).unwrap();
         let second = write(&spec, &dir.path().join("b.tar")).unwrap();
         assert_eq!(first, second);
-        let (_, _, files) = inspect(&std::fs::read(dir.path().join("a.tar")).unwrap()).unwrap();
+        let files = inspect(&std::fs::read(dir.path().join("a.tar")).unwrap())
+            .unwrap()
+            .files;
         assert_eq!(
             files.keys().collect::<Vec<_>>(),
             ["bin/", "bin/busybox", "bin/sh"]
