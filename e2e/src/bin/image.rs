@@ -1,10 +1,12 @@
-//! `make image`: our controller's image as an OCI archive, built without a container engine
-//! from the binary the tests run (see `approval_e2e::image`). Load it anywhere:
-//! `docker load -i`, `podman load -i`, `ctr -n k8s.io images import`, `skopeo copy
-//! oci-archive:...`.
+//! Container images as OCI archives, built without a container engine (see
+//! `approval_e2e::image`): `make image` (our controller, from the binary the tests run), and
+//! the base images of the local node (`e2e/scripts/images.sh`: busybox, pause). Load them
+//! anywhere: `docker load -i`, `podman load -i`, `ctr -n k8s.io images import`,
+//! `skopeo copy oci-archive:...`.
 
 use std::path::PathBuf;
 
+use approval_e2e::image::{Entry, Source, Spec};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -35,6 +37,58 @@ enum Image {
         #[arg(long, default_value = "target/image/approval-controller.tar")]
         out: PathBuf,
     },
+    /// An image of the files given, nothing else.
+    Files {
+        /// `name:tag` the loaders give it.
+        #[arg(long)]
+        tag: String,
+        /// Where to write the archive.
+        #[arg(long)]
+        out: PathBuf,
+        /// `SOURCE:PATH[:MODE]`: a file of this machine at PATH in the image (MODE in
+        /// octal, default 755).
+        #[arg(long = "file")]
+        files: Vec<String>,
+        /// `TARGET:PATH`: a symbolic link at PATH.
+        #[arg(long = "link")]
+        links: Vec<String>,
+        /// The entrypoint, one argument per flag.
+        #[arg(long = "entrypoint")]
+        entrypoint: Vec<String>,
+        /// `uid:gid` to run as.
+        #[arg(long)]
+        user: Option<String>,
+    },
+}
+
+/// Reads `SOURCE:PATH[:MODE]`.
+fn file_entry(text: &str) -> anyhow::Result<Entry> {
+    let mut parts = text.split(':');
+    let (Some(source), Some(path)) = (parts.next(), parts.next()) else {
+        anyhow::bail!("--file {text}: write SOURCE:PATH[:MODE]");
+    };
+    let mode = match parts.next() {
+        Some(mode) => u32::from_str_radix(mode, 8)
+            .map_err(|_| anyhow::anyhow!("--file {text}: MODE is octal, e.g. 755"))?,
+        None => 0o755,
+    };
+    Ok(Entry {
+        path: path.into(),
+        source: Source::File(source.into()),
+        mode,
+    })
+}
+
+/// Reads `TARGET:PATH`.
+fn link_entry(text: &str) -> anyhow::Result<Entry> {
+    let (target, path) = text
+        .split_once(':')
+        .ok_or_else(|| anyhow::anyhow!("--link {text}: write TARGET:PATH"))?;
+    Ok(Entry {
+        path: path.into(),
+        source: Source::Symlink(target.into()),
+        mode: 0o777,
+    })
 }
 
 fn main() -> anyhow::Result<()> {
@@ -46,15 +100,71 @@ fn main() -> anyhow::Result<()> {
             out,
         } => {
             let spec = approval_e2e::image::controller(&binary, &tag, &ca_bundle)?;
-            let written = approval_e2e::image::write(&spec, &out)?;
-            println!(
-                "{} {} ({:.1} MB, {})",
-                out.display(),
+            write(&spec, &out)
+        }
+        Image::Files {
+            tag,
+            out,
+            files,
+            links,
+            entrypoint,
+            user,
+        } => {
+            let mut entries = files
+                .iter()
+                .map(|f| file_entry(f))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            for link in &links {
+                entries.push(link_entry(link)?);
+            }
+            let spec = Spec {
                 tag,
-                written.size as f64 / 1e6,
-                written.digest
-            );
+                entries,
+                user,
+                entrypoint,
+                ..Spec::default()
+            };
+            write(&spec, &out)
         }
     }
+}
+
+fn write(spec: &Spec, out: &std::path::Path) -> anyhow::Result<()> {
+    let written = approval_e2e::image::write(spec, out)?;
+    println!(
+        "{} {} ({:.1} MB, {})",
+        out.display(),
+        spec.tag,
+        written.size as f64 / 1e6,
+        written.digest
+    );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_and_links_are_read_as_written_and_mistakes_say_the_form() {
+        let entry = file_entry("/bin/busybox:/bin/busybox").unwrap();
+        assert_eq!((entry.path.as_str(), entry.mode), ("/bin/busybox", 0o755));
+        assert_eq!(file_entry("/etc/x:/etc/x:644").unwrap().mode, 0o644);
+        assert!(
+            file_entry("/only-one")
+                .unwrap_err()
+                .to_string()
+                .contains("SOURCE:PATH[:MODE]")
+        );
+        assert!(
+            file_entry("/a:/b:rwx")
+                .unwrap_err()
+                .to_string()
+                .contains("octal")
+        );
+        let link = link_entry("/bin/busybox:/bin/sh").unwrap();
+        assert!(matches!(link.source, Source::Symlink(ref t) if t == "/bin/busybox"));
+        assert_eq!(link.path, "/bin/sh");
+        assert!(link_entry("nothing").is_err());
+    }
 }
