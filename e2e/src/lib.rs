@@ -243,6 +243,33 @@ impl Scenario {
             .await
     }
 
+    /// Who holds the controllers' Lease (`approval-controller` in `tekton-approval`).
+    pub async fn lease_holder(&self) -> Option<String> {
+        let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+            Api::namespaced(self.admin.clone(), "tekton-approval");
+        leases
+            .get_opt("approval-controller")
+            .await
+            .expect("reading the Lease")
+            .and_then(|lease| lease.spec?.holder_identity)
+    }
+
+    /// Waits until `who` holds the controllers' Lease.
+    pub async fn until_lease_held_by(&self, who: &str) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let holder = self.lease_holder().await;
+            if holder.as_deref() == Some(who) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{who} never took the Lease ({holder:?})"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// The reasons of events on `object_name`, oldest first.
     pub async fn event_reasons(&self, object_name: &str) -> Vec<(String, String)> {
         let api: Api<k8s_openapi::api::events::v1::Event> =

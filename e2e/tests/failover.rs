@@ -6,35 +6,13 @@
 use std::time::Instant;
 
 use approval_e2e::*;
-use k8s_openapi::api::coordination::v1::Lease;
-use kube::Api;
 use serde_json::json;
-
-const LEASE: &str = "approval-controller";
-
-async fn holder(s: &Scenario) -> Option<String> {
-    let leases: Api<Lease> = Api::namespaced(s.admin.clone(), "tekton-approval");
-    leases
-        .get_opt(LEASE)
-        .await
-        .unwrap()
-        .and_then(|l| l.spec?.holder_identity)
-}
-
-/// Waits until `who` holds the Lease.
-async fn until_held_by(s: &Scenario, who: &str) {
-    let deadline = Instant::now() + WAIT;
-    while holder(s).await.as_deref() != Some(who) {
-        assert!(Instant::now() < deadline, "{who} never took the Lease");
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-}
 
 #[tokio::test]
 async fn the_follower_takes_over_when_the_leader_is_killed() {
     let s = scenario("failover").await;
     s.script(&["approval.sh", "start", "controller-2"]).await;
-    until_held_by(&s, "local-controller").await;
+    s.until_lease_held_by("local-controller").await;
     s.start_gate(
         "release",
         json!([{"name": "approvers", "value": ["alice"]}]),
@@ -51,7 +29,10 @@ async fn the_follower_takes_over_when_the_leader_is_killed() {
     let failover = killed.elapsed();
     record_measurement("failover: leader SIGKILLed -> decision applied", failover);
     assert_eq!(result(&gate, "approvedBy"), r#"["alice"]"#);
-    assert_eq!(holder(&s).await.as_deref(), Some("local-controller-2"));
+    assert_eq!(
+        s.lease_holder().await.as_deref(),
+        Some("local-controller-2")
+    );
     // Events are published after the status write they describe.
     s.wait_event("release-approve", "Approved").await;
     let events = s.event_reason_names("release-approve").await;
@@ -65,5 +46,5 @@ async fn the_follower_takes_over_when_the_leader_is_killed() {
     // over from the stopped one, which releases the Lease.
     s.script(&["approval.sh", "start", "controller"]).await;
     s.script(&["approval.sh", "stop", "controller-2"]).await;
-    until_held_by(&s, "local-controller").await;
+    s.until_lease_held_by("local-controller").await;
 }

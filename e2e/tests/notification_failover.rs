@@ -3,39 +3,15 @@
 //! message the old leader posted instead of posting another. The only scenario of its
 //! binary: it kills a controller, which no other scenario may see.
 
-use std::time::Instant;
-
 use approval_e2e::notifying::*;
 use approval_e2e::*;
-use k8s_openapi::api::coordination::v1::Lease;
-use kube::Api;
-
-async fn until_held_by(s: &Scenario, who: &str) {
-    let leases: Api<Lease> = Api::namespaced(s.admin.clone(), "tekton-approval");
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let holder = leases
-            .get_opt("approval-controller")
-            .await
-            .unwrap()
-            .and_then(|l| l.spec?.holder_identity);
-        if holder.as_deref() == Some(who) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{who} never took the Lease ({holder:?})"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-}
 
 #[tokio::test]
 async fn after_a_failover_the_new_leader_updates_the_message_the_old_one_posted() {
     let s = scenario("notify_failover").await;
     let fakes = set_up(&s).await;
     s.script(&["approval.sh", "start", "controller-2"]).await;
-    until_held_by(&s, "local-controller").await;
+    s.until_lease_held_by("local-controller").await;
     gate_notifying(&s, "handover", "release-slack").await;
     let ts = posted(fakes, &s, "handover").await;
     message_recorded(&s, "handover-approve", &ts).await;
@@ -51,7 +27,7 @@ async fn after_a_failover_the_new_leader_updates_the_message_the_old_one_posted(
     .await
     .expect("the webhook records decisions without any controller");
     s.wait_gate_reason("handover-approve", "Approved").await;
-    until_held_by(&s, "local-controller-2").await;
+    s.until_lease_held_by("local-controller-2").await;
     updated_to(fakes, &ts, "Approved by alice").await;
     assert_eq!(
         posts(fakes, &s, "handover").len(),
@@ -62,5 +38,5 @@ async fn after_a_failover_the_new_leader_updates_the_message_the_old_one_posted(
     // Back to one replica, as the other scenarios expect.
     s.script(&["approval.sh", "start", "controller"]).await;
     s.script(&["approval.sh", "stop", "controller-2"]).await;
-    until_held_by(&s, "local-controller").await;
+    s.until_lease_held_by("local-controller").await;
 }

@@ -113,17 +113,10 @@ impl WatchedRun {
             match serde_json::from_value::<CustomRun>(value) {
                 Ok(run) if classify(&run.spec).is_none() => Content::Other,
                 Ok(run) if run.status.as_ref().is_some_and(has_ended) => {
-                    // Only gates that notify are read further (most do not).
                     let untold = run
                         .status
                         .as_ref()
-                        .filter(|s| {
-                            s.extra_fields
-                                .as_ref()
-                                .is_some_and(|f| f.get("notify").is_some())
-                        })
-                        .and_then(Attempt::of)
-                        .and_then(Result::ok)
+                        .and_then(Attempt::notifying)
                         .is_some_and(|attempt| attempt.untold());
                     match untold.then(|| CompactGate::new(&run)) {
                         Some(Ok(gate)) => Content::EndedUntold(gate),

@@ -213,6 +213,20 @@ impl Attempt {
             .collect()
     }
 
+    /// The attempt of a gate whose policy names notification sinks; `None` for the others,
+    /// found without reading their attempt (most gates notify nobody, and this is asked on
+    /// every reconcile and every watch event of an ended gate).
+    pub fn notifying(status: &CustomRunStatus) -> Option<Attempt> {
+        let names_sinks = status
+            .extra_fields
+            .as_ref()
+            .is_some_and(|fields| fields.get("notify").is_some());
+        names_sinks
+            .then(|| Attempt::of(status)?.ok())
+            .flatten()
+            .filter(|attempt| !attempt.policy.notify.is_empty())
+    }
+
     /// Whether a sink the policy names has not been told everything of the ended gate yet:
     /// the notifier marks each sink's record `ended: true` once it has (an ended gate that
     /// is untold is looked at again when the controller starts).

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use ring::hmac;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::Semaphore;
 use tracing::{debug, warn};
 
@@ -99,7 +99,7 @@ impl Notifier {
     /// Takes note of a gate as just planned; returns at once. Gates without sinks cost a
     /// look at their frozen policy.
     pub fn observe(&self, run: &CustomRun) {
-        if sinks_of(run).is_empty() {
+        if run.status.as_ref().and_then(Attempt::notifying).is_none() {
             return;
         }
         let key = (run.namespace().unwrap_or_default(), run.name_any());
@@ -151,26 +151,6 @@ const FORGET_AFTER: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
 /// How long a gate not looked at is kept (one deleted before it ended).
 const FORGET_UNSEEN: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 
-/// The sinks a gate's frozen policy names.
-fn sinks_of(run: &CustomRun) -> Vec<String> {
-    run.status
-        .as_ref()
-        .and_then(Attempt::of)
-        .and_then(Result::ok)
-        .map(|attempt| attempt.policy.notify)
-        .unwrap_or_default()
-}
-
-/// The progress recorded in a gate's status.
-fn recorded(run: &CustomRun) -> BTreeMap<String, Value> {
-    run.status
-        .as_ref()
-        .and_then(Attempt::of)
-        .and_then(Result::ok)
-        .map(|attempt| attempt.notified)
-        .unwrap_or_default()
-}
-
 impl Inner {
     async fn deliver(&self, run: &CustomRun) {
         let namespace = run.namespace().unwrap_or_default();
@@ -194,7 +174,10 @@ impl Inner {
             uid: &uid,
             ui_url: sinks.ui_url.as_deref(),
         };
-        let recorded = recorded(run);
+        let Some(attempt) = run.status.as_ref().and_then(Attempt::notifying) else {
+            return;
+        };
+        let recorded = attempt.notified;
         let key = (namespace.clone(), name.clone());
         let remembered: BTreeMap<String, Progress> = {
             let sent = self.sent.lock().expect("not poisoned");
@@ -205,7 +188,7 @@ impl Inner {
         };
         // Sinks are told side by side, and each one's progress is recorded as soon as it is
         // done: one that is down (retrying) holds up no other, nor the record of a post.
-        let tellings = sinks_of(run).into_iter().map(|sink| {
+        let tellings = attempt.policy.notify.into_iter().map(|sink| {
             let in_status = Progress::from_status(recorded.get(&sink));
             let before = match remembered.get(&sink) {
                 Some(sent) => sent.clone().furthest(in_status.clone()),

@@ -1403,3 +1403,13 @@ fn what_notifications_show_has_only_the_records_the_webhook_sealed() {
             .contains_key(LEDGER_ANNOTATION)
     );
 }
+
+#[test]
+fn only_a_gate_whose_policy_names_sinks_is_read_as_notifying() {
+    let quiet = started(single_approver_gate(&[]));
+    assert!(Attempt::notifying(quiet.status.as_ref().unwrap()).is_none());
+    let told = started(single_approver_gate(&[("notify", "release-slack")]));
+    let attempt = Attempt::notifying(told.status.as_ref().unwrap()).expect("it notifies");
+    assert_eq!(attempt.policy.notify, ["release-slack"]);
+    assert!(attempt.untold(), "nothing told yet");
+}
