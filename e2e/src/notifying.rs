@@ -69,7 +69,8 @@ pub async fn set_up(s: &Scenario) -> &'static Fakes {
                  - name: release-slack\n  slack: {{channel: {CHANNEL}, tokenSecretKey: slack-bot-token}}\n\
                  - name: audit\n  webhook: {{url: '{}hook', signingSecretKey: audit-key}}\n\
                  - name: events\n  cloudEvents: {{url: '{}events'}}\n\
-                 - name: down\n  webhook: {{url: 'http://127.0.0.1:{}/', signingSecretKey: audit-key}}\n",
+                 - name: down\n  webhook: {{url: 'http://127.0.0.1:{}/', signingSecretKey: audit-key}}\n\
+                 - name: kept\n  namespaces: [another-team]\n  slack: {{channel: C0OTHERTEAM, tokenSecretKey: slack-bot-token}}\n",
                 fakes.slack.api_url(),
                 fakes.receiver.url(),
                 fakes.receiver.url(),

@@ -34,11 +34,14 @@ async fn until(what: &str, mut attempt: impl AsyncFnMut() -> bool) {
 #[tokio::test]
 async fn with_the_webhook_bypassed_nothing_forged_counts_or_starts() {
     let s = scenario("bypass_forgeries").await;
+    // The gate also tells the audit webhook: the forged approvals must not reach it either.
+    let fakes = approval_e2e::notifying::set_up(&s).await;
     s.start_pipeline(
         "release",
         json!({"tasks": [gate_task("approve", &[], json!([
             {"name": "approvers", "value": ["alice", "bob"]},
             {"name": "minApprovals", "value": "2"},
+            {"name": "notify", "value": "audit"},
         ]))]}),
         json!({}),
     )
@@ -168,6 +171,33 @@ async fn with_the_webhook_bypassed_nothing_forged_counts_or_starts() {
         .expect("bob approves");
     let gate = s.wait_gate_reason("release-approve", "Approved").await;
     assert_eq!(result(&gate, "approvedBy"), r#"["alice","bob"]"#);
+    // The audit webhook heard of the two genuine approvals, never of the forged ones.
+    let uid = gate.metadata.uid.clone().unwrap();
+    let ended = format!("{uid}.3");
+    fakes
+        .receiver
+        .wait_for(
+            |d| d.path == "/hook" && d.status == 200 && d.body.contains(&ended),
+            WAIT,
+        )
+        .await
+        .expect("the audit webhook hears the ending");
+    let decisions: Vec<Value> = fakes
+        .receiver
+        .deliveries()
+        .into_iter()
+        .filter(|d| d.path == "/hook" && d.status == 200 && d.body.contains(&uid))
+        .map(|d| serde_json::from_str::<Value>(&d.body).unwrap())
+        .filter(|body| body["type"] == "decision")
+        .map(|body| body["decision"].clone())
+        .collect();
+    assert_eq!(decisions.len(), 2, "{decisions:?}");
+    assert!(
+        decisions
+            .iter()
+            .all(|d| !d["time"].as_str().unwrap().starts_with("2026-01-01")),
+        "no forged record announced: {decisions:?}"
+    );
 
     // Tekton creates the gate of dave's run now: its stamp has no seal of ours, so the gate
     // knows no requester, and where self-approval is forbidden nobody's approval counts.

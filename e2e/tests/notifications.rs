@@ -174,6 +174,18 @@ async fn a_restarted_controller_updates_the_message_it_posted_instead_of_posting
     gate_notifying(&s, "steady", "release-slack").await;
     let ts = posted(fakes, &s, "steady").await;
     message_recorded(&s, "steady-approve", &ts).await;
+    // mallory, who may patch CustomRuns, relabels the gate to make approvers believe it is
+    // another run (labels never reach the webhook): what the message shows was frozen.
+    let mallory = s.as_user("mallory", &[]).await;
+    kube::Api::<tekton_approval::api::CustomRun>::namespaced(mallory, &s.namespace)
+        .patch(
+            "steady-approve",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(serde_json::json!({"metadata": {"labels": {
+                "tekton.dev/pipelineRun": "prod-release", "tekton.dev/pipeline": "prod"}}})),
+        )
+        .await
+        .expect("an editor may relabel a CustomRun");
     s.script(&["approval.sh", "restart", "controller"]).await;
     let alice = s.as_user("alice", &[]).await;
     s.annotate(
@@ -185,7 +197,12 @@ async fn a_restarted_controller_updates_the_message_it_posted_instead_of_posting
     .await
     .expect("alice approves");
     s.wait_gate_reason("steady-approve", "Approved").await;
-    updated_to(fakes, &ts, "Approved by alice").await;
+    let update = updated_to(fakes, &ts, "Approved by alice").await;
+    let shown = update.to_string();
+    assert!(
+        shown.contains(&format!("{}/steady", s.namespace)) && !shown.contains("prod-release"),
+        "the run the gate started with: {shown}"
+    );
     assert_eq!(
         posts(fakes, &s, "steady").len(),
         1,
@@ -264,8 +281,10 @@ async fn webhook_notices_are_signed_and_cloudevents_are_valid() {
 #[tokio::test]
 async fn a_sink_that_is_down_or_not_configured_delays_no_decision_and_is_reported() {
     let s = scenario("notify_down").await;
-    set_up(&s).await;
-    gate_notifying(&s, "undelivered", "down, no-such-sink").await;
+    let fakes = set_up(&s).await;
+    // `kept` is kept for another namespace: this one reaches nothing through it, and is
+    // not even told it exists.
+    gate_notifying(&s, "undelivered", "down, no-such-sink, kept").await;
     let alice = s.as_user("alice", &[]).await;
     s.annotate(
         &alice,
@@ -293,10 +312,13 @@ async fn a_sink_that_is_down_or_not_configured_delays_no_decision_and_is_reporte
                 s.namespace
             ))
         });
+        let kept = failures
+            .iter()
+            .any(|m| m.contains("names sink `kept`, which is not configured"));
         let down = failures
             .iter()
             .any(|m| m.starts_with("notifying sink `down` (webhook) failed: unreachable"));
-        if unknown && down {
+        if unknown && kept && down {
             break failures;
         }
         assert!(
@@ -310,5 +332,78 @@ async fn a_sink_that_is_down_or_not_configured_delays_no_decision_and_is_reporte
             .iter()
             .all(|m| !m.contains(HOOK_KEY) && !m.contains(BOT_TOKEN)),
         "no secret in events: {reported:?}"
+    );
+    assert!(
+        reported
+            .iter()
+            .all(|m| !m.contains("kept,") && !m.contains("kept)")),
+        "the sink kept for another team is not listed: {reported:?}"
+    );
+    assert!(
+        fakes
+            .slack
+            .calls()
+            .iter()
+            .all(|c| c.body["channel"] != "C0OTHERTEAM"),
+        "nothing reached the other team's channel"
+    );
+}
+
+#[tokio::test]
+async fn a_click_on_the_message_of_a_deleted_run_never_decides_the_run_that_took_its_name() {
+    let s = scenario("slack_reused_name").await;
+    let fakes = set_up(&s).await;
+    gate_notifying(&s, "reused", "release-slack").await;
+    let ts = posted(fakes, &s, "reused").await;
+    // The run is deleted and another one starts under the same name.
+    let delete = kube::api::DeleteParams::default();
+    s.pipelineruns().delete("reused", &delete).await.unwrap();
+    let _ = s.customruns().delete("reused-approve", &delete).await;
+    let deadline = std::time::Instant::now() + WAIT;
+    while s
+        .customruns()
+        .get_opt("reused-approve")
+        .await
+        .unwrap()
+        .is_some()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the old gate is never gone"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let newer = gate_notifying(&s, "reused", "release-slack").await;
+
+    fakes
+        .slack
+        .click(
+            &interactions_url(),
+            ALICE,
+            CHANNEL,
+            &ts,
+            "approve",
+            Signing::Valid,
+        )
+        .await
+        .unwrap();
+    reply_containing(
+        fakes,
+        &format!("{}/reused-approve no longer exists", s.namespace),
+    )
+    .await;
+    let gate = s.customruns().get("reused-approve").await.unwrap();
+    assert_eq!(gate.metadata.uid, newer.metadata.uid);
+    assert_eq!(succeeded_reason(&gate), Some("AwaitingApproval"));
+    let ledger = gate
+        .metadata
+        .annotations
+        .unwrap_or_default()
+        .get(LEDGER_ANNOTATION)
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        !ledger.contains("\"user\""),
+        "nothing recorded on the newer run: {ledger}"
     );
 }
