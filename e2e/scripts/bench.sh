@@ -13,7 +13,8 @@ set -euo pipefail
 # A port set of its own: nothing in lib.sh's defaults or the Makefile's E2E_PORTS.
 export ETCD_PORT=25790 ETCD_PEER_PORT=25800 APISERVER_PORT=17543 WEBHOOK_PORT=19543 \
   CONTROLLER_PROBE_PORT=19580 WEBHOOK_PROBE_PORT=19581 TEKTON_PROBES_PORT=19590 \
-  TEKTON_PROFILING_PORT=19591 TEKTON_METRICS_PORT=19592 MAG_WEBHOOK_PORT=19643
+  TEKTON_PROFILING_PORT=19591 TEKTON_METRICS_PORT=19592 MAG_WEBHOOK_PORT=19643 \
+  NODE_NET=2 NODE=0
 # Its own state directory, whatever APPROVAL_STATE the caller has: this script purges it.
 export APPROVAL_STATE="${BENCH_STATE:-${APPROVAL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tekton-approval}/bench-cluster}"
 source "$(dirname "$0")/lib.sh"

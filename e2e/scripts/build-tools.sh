@@ -28,7 +28,8 @@ k8s_ldflags() {
 # requires at v0.0.0 with `replace => ./staging/...` to their published v0.X.Y versions.
 kubernetes_module() {
   local dir="$APPROVAL_CACHE/src/kubernetes-$KUBERNETES_VERSION"
-  if [[ ! -f "$dir/go.sum" ]]; then
+  # A module made before the node's tools were added lacks them in its tool list.
+  if [[ ! -f "$dir/go.sum" ]] || ! grep -q cmd/kubelet "$dir/go.mod"; then
     mkdir -p "$dir"
     local gomod staging="v0.${KUBERNETES_VERSION#v1.}"
     gomod="$(go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')"
@@ -45,8 +46,9 @@ kubernetes_module() {
       echo ")"
       echo
       echo "tool ("
-      echo "	k8s.io/kubernetes/cmd/kube-apiserver"
-      echo "	k8s.io/kubernetes/cmd/kubectl"
+      for cmd in kube-apiserver kubectl kubelet kube-scheduler kube-controller-manager; do
+        echo "	k8s.io/kubernetes/cmd/$cmd"
+      done
       echo ")"
     } >"$dir/go.mod"
     (cd "$dir" && go mod tidy >/dev/null)
@@ -134,11 +136,16 @@ build_tool() {
       build etcd "$dir" . "-s -w" ;;
     kube-apiserver)
       build kube-apiserver "$(kubernetes_module)" k8s.io/kubernetes/cmd/kube-apiserver "$(k8s_ldflags)" ;;
-    kubectl)
-      build kubectl "$(kubernetes_module)" k8s.io/kubernetes/cmd/kubectl "$(k8s_ldflags)" ;;
+    kubectl|kubelet|kube-scheduler|kube-controller-manager)
+      build "$1" "$(kubernetes_module)" "k8s.io/kubernetes/cmd/$1" "$(k8s_ldflags)" ;;
     tekton-controller)
       local dir; dir="$(wrapper_module tekton github.com/tektoncd/pipeline "$TEKTON_PIPELINE_VERSION" github.com/tektoncd/pipeline/cmd/controller)"
       build tekton-controller "$dir" github.com/tektoncd/pipeline/cmd/controller "-s -w $(k8s_ldflags)" ;;
+    # Tekton's webhook and the binaries of its helper images (they run in pods on the node):
+    # static, as ko builds them, so an image of the binary alone runs.
+    tekton-webhook|tekton-entrypoint|tekton-nop|tekton-workingdirinit|tekton-sidecarlogresults)
+      local dir; dir="$(wrapper_module tekton github.com/tektoncd/pipeline "$TEKTON_PIPELINE_VERSION" github.com/tektoncd/pipeline/cmd/controller)"
+      CGO_ENABLED=0 build "$1" "$dir" "github.com/tektoncd/pipeline/cmd/${1#tekton-}" "-s -w $(k8s_ldflags)" ;;
     tkn)
       local dir; dir="$(wrapper_module tkn github.com/tektoncd/cli "$TKN_VERSION" github.com/tektoncd/cli/cmd/tkn)"
       build tkn "$dir" github.com/tektoncd/cli/cmd/tkn "-s -w -X github.com/tektoncd/cli/pkg/cmd/version.clientVersion=$TKN_VERSION" ;;
@@ -146,12 +153,14 @@ build_tool() {
     mag-controller|mag-webhook)
       local dir; dir="$(mag_main "${1#mag-}")"
       build "$1" "$dir" "./${1#mag-}" "-s -w $(k8s_ldflags)" ;;
-    *) die "unknown tool $1 (etcd, kube-apiserver, kubectl, tekton-controller, tkn, mag-controller, mag-webhook)" ;;
+    *) die "unknown tool $1 (etcd, kube-apiserver, kubectl, kubelet, kube-scheduler, kube-controller-manager, tekton-controller, tekton-webhook, tekton-entrypoint, tekton-nop, tekton-workingdirinit, tekton-sidecarlogresults, tkn, mag-controller, mag-webhook)" ;;
   esac
 }
 
 tools=("$@")
 ((${#tools[@]})) || tools=(etcd kube-apiserver kubectl tekton-controller tkn)
+# The node's tools, unless the node is off (NODE=0).
+[[ "${NODE:-1}" == 0 || "$#" -gt 0 ]] || tools+=("${NODE_TOOLS[@]}")
 for tool in "${tools[@]}"; do
   build_tool "$tool"
 done

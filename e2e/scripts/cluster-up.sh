@@ -1,12 +1,28 @@
 #!/usr/bin/env bash
-# Brings up the local control plane: etcd, kube-apiserver, Tekton Pipelines' controller,
-# all as local processes, with state, logs and kubeconfigs under $APPROVAL_STATE.
-# Idempotent: a healthy running piece is kept. Our own controller and webhook are started
-# by approval.sh (the Makefile calls both).
+# Brings up the local control plane: etcd, kube-apiserver, kube-controller-manager,
+# kube-scheduler and Tekton Pipelines' controller as local processes, and a node (containerd,
+# a kubelet, a registry, Tekton's webhook as a pod: node-up.sh), with state, logs and
+# kubeconfigs under $APPROVAL_STATE. Idempotent: a healthy running piece is kept. Our own
+# controller and webhook are started by approval.sh (the Makefile calls both).
+#
+# NODE=0 leaves the node out. Where this machine cannot run one (node-up.sh check), the
+# control plane comes up without it and says why, loudly; under CI=true that is an error.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 "$(dirname "$0")/build-tools.sh"
+
+# ---- the node: wanted, and possible? -----------------------------------------------------
+node=1
+if [[ "${NODE:-1}" == 0 ]]; then
+  node=0
+elif ! reasons="$("$(dirname "$0")/node-up.sh" check)"; then
+  [[ "${CI:-}" == true ]] && die "CI=true and this machine cannot run the node; missing: $(echo "$reasons" | paste -sd ';')"
+  log "WARNING: NO NODE. This machine cannot run one; missing:"
+  echo "$reasons" | sed 's/^/[node]   /' >&2
+  log "WARNING: the control plane comes up without a node: no pods, no TaskRuns, no Tekton webhook"
+  node=0
+fi
 
 PKI="$APPROVAL_STATE/pki"
 mkdir -p "$PKI" "$APPROVAL_STATE/logs" "$APPROVAL_STATE/run" "$APPROVAL_STATE/etcd"
@@ -27,10 +43,10 @@ signed_pair() {
     { cat "$PKI/openssl.log" >&2; die "could not make the certificate $1 ($3)"; }
   rm -f "$PKI/$1.csr"
 }
-server_ext='basicConstraints=CA:FALSE
+server_ext="basicConstraints=CA:FALSE
 keyUsage=digitalSignature,keyEncipherment
 extendedKeyUsage=serverAuth
-subjectAltName=IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default.svc'
+subjectAltName=IP:127.0.0.1,IP:10.0.$NODE_NET.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default.svc"
 client_ext='basicConstraints=CA:FALSE
 keyUsage=digitalSignature,keyEncipherment
 extendedKeyUsage=clientAuth'
@@ -44,6 +60,11 @@ signed_pair controller ca "/O=system:serviceaccounts/O=system:serviceaccounts:te
 # The web page's service account, for its RBAC of config/ui/.
 signed_pair ui ca "/O=system:serviceaccounts/O=system:serviceaccounts:tekton-approval/CN=system:serviceaccount:tekton-approval:approval-ui" "$client_ext"
 signed_pair slack ca "/O=system:serviceaccounts/O=system:serviceaccounts:tekton-approval/CN=system:serviceaccount:tekton-approval:approval-slack" "$client_ext"
+# The node and the controllers of kube-controller-manager and kube-scheduler, under the
+# names their built-in RBAC and the Node authorizer know.
+signed_pair node ca "/O=system:nodes/CN=system:node:localhost" "$client_ext"
+signed_pair controller-manager ca "/CN=system:kube-controller-manager" "$client_ext"
+signed_pair scheduler ca "/CN=system:kube-scheduler" "$client_ext"
 ca_pair webhook-ca "/CN=approval-webhook-ca"
 signed_pair webhook webhook-ca "/CN=approval-webhook" "$server_ext"
 [[ -f "$PKI/sa.key" ]] || {
@@ -80,6 +101,9 @@ kubeconfig kubeconfig admin
 kubeconfig controller.kubeconfig controller
 kubeconfig ui.kubeconfig ui
 kubeconfig slack.kubeconfig slack
+kubeconfig node.kubeconfig node
+kubeconfig controller-manager.kubeconfig controller-manager
+kubeconfig scheduler.kubeconfig scheduler
 # Tekton's controller under the name it has in a cluster, so that our webhook trusts the
 # requested-by stamps it copies from PipelineRuns to CustomRuns (and nobody else's). The
 # name is longer than a certificate's CN may be (64 bytes): the admin impersonates it.
@@ -103,20 +127,67 @@ apiserver_ready() {
   curl -fs --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" \
     "https://127.0.0.1:$APISERVER_PORT/readyz" | grep -q ok
 }
+apiserver_args=(
+  --etcd-servers "http://127.0.0.1:$ETCD_PORT"
+  --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$APISERVER_PORT"
+  --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key"
+  --client-ca-file "$PKI/ca.crt"
+  --service-account-issuer https://kubernetes.default.svc
+  --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key"
+  --service-cluster-ip-range "10.0.$NODE_NET.0/24" --endpoint-reconciler-type none
+  --authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction
+  # Webhooks and aggregated APIs registered by Service are called at the Service's
+  # endpoints: there is no kube-proxy.
+  --enable-aggregator-routing=true
+  --kubelet-client-certificate "$PKI/admin.crt" --kubelet-client-key "$PKI/admin.key"
+  --kubelet-preferred-address-types Hostname
+  --allow-privileged=true
+)
+# One started with other flags (an older cluster-up.sh) is started again.
+if apiserver_ready && [[ "$(cat "$APPROVAL_STATE/run/kube-apiserver.args" 2>/dev/null)" != "${apiserver_args[*]}" ]]; then
+  log "kube-apiserver runs with other flags: restarting it"
+  stop_process kube-apiserver
+fi
 if ! apiserver_ready; then
   log "starting kube-apiserver on :$APISERVER_PORT"
-  setsid nohup "$(tool_path kube-apiserver)" \
-    --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
-    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$APISERVER_PORT" \
-    --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" \
-    --client-ca-file "$PKI/ca.crt" \
-    --service-account-issuer https://kubernetes.default.svc \
-    --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
-    --service-cluster-ip-range 10.0.0.0/24 --endpoint-reconciler-type none \
-    --authorization-mode RBAC --disable-admission-plugins ServiceAccount \
-    --allow-privileged=true \
+  setsid nohup "$(tool_path kube-apiserver)" "${apiserver_args[@]}" \
     >"$APPROVAL_STATE/logs/kube-apiserver.log" 2>&1 &
   await_started kube-apiserver $! 120 apiserver_ready
+  echo "${apiserver_args[*]}" >"$APPROVAL_STATE/run/kube-apiserver.args"
+fi
+
+# ---- kube-controller-manager and kube-scheduler -------------------------------------------
+# The controllers a node and Deployments need: ReplicaSets and pods, ServiceAccounts and
+# their tokens, EndpointSlices (the API server routes to a webhook Service's endpoints),
+# namespace deletion, garbage collection, node lifecycle (it lifts the new node's
+# not-ready taint). One instance each, so no leader election (a restart acts at once).
+secure_ready() { curl -fsk "https://127.0.0.1:$1/healthz" | grep -q ok; }
+if ! pid_alive kube-controller-manager || ! secure_ready "$CONTROLLER_MANAGER_PORT"; then
+  log "starting kube-controller-manager"
+  setsid nohup "$(tool_path kube-controller-manager)" \
+    --kubeconfig "$APPROVAL_STATE/controller-manager.kubeconfig" \
+    --authentication-kubeconfig "$APPROVAL_STATE/controller-manager.kubeconfig" \
+    --authorization-kubeconfig "$APPROVAL_STATE/controller-manager.kubeconfig" \
+    --bind-address 127.0.0.1 --secure-port "$CONTROLLER_MANAGER_PORT" --leader-elect=false \
+    --use-service-account-credentials=true --service-account-private-key-file "$PKI/sa.key" \
+    --root-ca-file "$PKI/ca.crt" --cluster-name approval-e2e \
+    >"$APPROVAL_STATE/logs/kube-controller-manager.log" 2>&1 &
+  await_started kube-controller-manager $! 60 secure_ready "$CONTROLLER_MANAGER_PORT"
+fi
+cat >"$APPROVAL_STATE/scheduler.yaml" <<YAML
+apiVersion: kubescheduler.config.k8s.io/v1
+kind: KubeSchedulerConfiguration
+clientConnection: {kubeconfig: $APPROVAL_STATE/scheduler.kubeconfig}
+leaderElection: {leaderElect: false}
+YAML
+if ! pid_alive kube-scheduler || ! secure_ready "$SCHEDULER_PORT"; then
+  log "starting kube-scheduler"
+  setsid nohup "$(tool_path kube-scheduler)" --config "$APPROVAL_STATE/scheduler.yaml" \
+    --authentication-kubeconfig "$APPROVAL_STATE/scheduler.kubeconfig" \
+    --authorization-kubeconfig "$APPROVAL_STATE/scheduler.kubeconfig" \
+    --bind-address 127.0.0.1 --secure-port "$SCHEDULER_PORT" \
+    >"$APPROVAL_STATE/logs/kube-scheduler.log" 2>&1 &
+  await_started kube-scheduler $! 60 secure_ready "$SCHEDULER_PORT"
 fi
 
 # ---- Tekton ------------------------------------------------------------------------------
@@ -132,13 +203,31 @@ for file in "$TEKTON"/config-*.yaml; do
   sed 's/^  metrics-protocol: prometheus/  metrics-protocol: none/' "$file" | kubectl_admin apply -f - >/dev/null
 done
 
+# ---- the node -----------------------------------------------------------------------------
+if ((node)); then
+  "$(dirname "$0")/node-up.sh"
+  source "$APPROVAL_STATE/node/images.env"
+  images=(-entrypoint-image "$TEKTON_ENTRYPOINT_IMAGE" -nop-image "$TEKTON_NOP_IMAGE"
+    -sidecarlogresults-image "$TEKTON_SIDECARLOGRESULTS_IMAGE"
+    -workingdirinit-image "$TEKTON_WORKINGDIRINIT_IMAGE" -shell-image "$BUSYBOX_IMAGE")
+else
+  rm -f "$APPROVAL_STATE/node/images.env"
+  # Non-empty but never used: without a node no task runs a pod.
+  images=(-entrypoint-image unused.local/entrypoint -nop-image unused.local/nop
+    -sidecarlogresults-image unused.local/sidecarlogresults
+    -workingdirinit-image unused.local/workingdirinit -shell-image unused.local/busybox)
+fi
+
 tekton_ready() { curl -fsS "http://127.0.0.1:$TEKTON_PROBES_PORT/readiness" >/dev/null; }
+# A controller started with other images (the node came or went) is started again.
+if pid_alive tekton-controller && [[ "$(cat "$APPROVAL_STATE/run/tekton-controller.images" 2>/dev/null)" != "${images[*]}" ]]; then
+  stop_process tekton-controller
+fi
 if ! pid_alive tekton-controller; then
   log "starting the Tekton Pipelines controller"
   # Leases of a previous, killed Tekton controller would make this one wait for them to
   # expire (about a minute) before it reconciles anything. It is the only one here.
   kubectl_admin -n tekton-pipelines delete leases --all >/dev/null 2>&1 || true
-  # The image flags must be non-empty but are never used: no task here runs a pod.
   SYSTEM_NAMESPACE=tekton-pipelines KUBERNETES_MIN_VERSION=v1.28.0 \
   CONFIG_DEFAULTS_NAME=config-defaults CONFIG_LOGGING_NAME=config-logging \
   CONFIG_OBSERVABILITY_NAME=config-observability CONFIG_FEATURE_FLAGS_NAME=feature-flags \
@@ -147,12 +236,15 @@ if ! pid_alive tekton-controller; then
   PROBES_PORT="$TEKTON_PROBES_PORT" PROFILING_PORT="$TEKTON_PROFILING_PORT" \
   METRICS_PROMETHEUS_PORT="$TEKTON_METRICS_PORT" \
   setsid nohup "$(tool_path tekton-controller)" -kubeconfig "$APPROVAL_STATE/tekton.kubeconfig" \
-    -entrypoint-image unused.local/entrypoint -nop-image unused.local/nop \
-    -sidecarlogresults-image unused.local/sidecarlogresults -workingdirinit-image unused.local/workingdirinit \
-    -shell-image unused.local/busybox -shell-image-win unused.local/powershell \
+    "${images[@]}" -shell-image-win unused.local/powershell \
     >"$APPROVAL_STATE/logs/tekton-controller.log" 2>&1 &
   await_started tekton-controller $! 120 tekton_ready
+  echo "${images[*]}" >"$APPROVAL_STATE/run/tekton-controller.images"
 fi
 
-log "control plane ready (state and logs in $APPROVAL_STATE)"
+if ((node)); then
+  log "control plane ready, with the node localhost (state and logs in $APPROVAL_STATE)"
+else
+  log "control plane ready, WITHOUT a node (state and logs in $APPROVAL_STATE)"
+fi
 echo "export KUBECONFIG=$APPROVAL_STATE/kubeconfig"

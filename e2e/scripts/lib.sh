@@ -30,11 +30,23 @@ UI_PORT="${UI_PORT:-$((CONTROLLER_PROBE_PORT + 5))}"
 UI_PROBE_PORT="${UI_PROBE_PORT:-$((CONTROLLER_PROBE_PORT + 6))}"
 SLACK_PORT="${SLACK_PORT:-$((CONTROLLER_PROBE_PORT + 7))}"
 SLACK_PROBE_PORT="${SLACK_PROBE_PORT:-$((CONTROLLER_PROBE_PORT + 8))}"
+# The node (node-up.sh): each local cluster on this machine has its own network number, so
+# that their bridges, pod and service ranges never meet (make run 0, the suite 1, bench 2).
+NODE_NET="${NODE_NET:-0}"
+KUBELET_PORT="${KUBELET_PORT:-$((CONTROLLER_PROBE_PORT + 20))}"
+KUBELET_HEALTHZ_PORT="${KUBELET_HEALTHZ_PORT:-$((CONTROLLER_PROBE_PORT + 21))}"
+CONTROLLER_MANAGER_PORT="${CONTROLLER_MANAGER_PORT:-$((CONTROLLER_PROBE_PORT + 22))}"
+SCHEDULER_PORT="${SCHEDULER_PORT:-$((CONTROLLER_PROBE_PORT + 23))}"
+REGISTRY_PORT="${REGISTRY_PORT:-$((CONTROLLER_PROBE_PORT + 24))}"
 # The API server calls the webhook at WEBHOOK_PORT (the balancer); its two replicas listen
 # on the next two ports.
 WEBHOOK1_PORT="${WEBHOOK1_PORT:-$((WEBHOOK_PORT + 1))}"
 WEBHOOK2_PORT="${WEBHOOK2_PORT:-$((WEBHOOK_PORT + 2))}"
 WEBHOOK2_PROBE_PORT="${WEBHOOK2_PROBE_PORT:-$((WEBHOOK_PROBE_PORT + 2))}"
+
+# What the node adds to the control plane (e2e/scripts/node-up.sh).
+NODE_TOOLS=(kubelet kube-scheduler kube-controller-manager tekton-webhook tekton-entrypoint
+  tekton-nop tekton-workingdirinit tekton-sidecarlogresults)
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -43,8 +55,8 @@ die() { log "error: $*"; exit 1; }
 tool_version() {
   case "$1" in
     etcd) echo "$ETCD_VERSION" ;;
-    kube-apiserver|kubectl) echo "$KUBERNETES_VERSION" ;;
-    tekton-controller) echo "$TEKTON_PIPELINE_VERSION" ;;
+    kube-apiserver|kubectl|kubelet|kube-scheduler|kube-controller-manager) echo "$KUBERNETES_VERSION" ;;
+    tekton-*) echo "$TEKTON_PIPELINE_VERSION" ;;
     tkn) echo "$TKN_VERSION" ;;
     mag-controller|mag-webhook) echo "$MAG_VERSION" ;;
     *) die "unknown tool $1" ;;

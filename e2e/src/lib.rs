@@ -3,14 +3,15 @@
 //! the webhook sees them exactly as it would see real users), and waits on conditions
 //! through watches with timeouts, never sleeps.
 //!
-//! Tasks other than gates are `Noop` custom tasks completed by a small runner in this
-//! harness: the local control plane has no kubelet, and the gate is what is under test.
+//! Tasks other than gates are real TaskRuns where the scenario is about a pipeline's flow
+//! (`work::work_task`: pods on the local node), and elsewhere `Noop` custom tasks completed
+//! by a small runner in this harness, at once: there the gate is what is under test.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow};
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use kube::api::{
     Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
 };
@@ -29,6 +30,9 @@ pub mod proxy;
 pub mod receiver;
 pub mod serve;
 pub mod slack;
+pub mod work;
+
+pub use work::{node_or_skip, step_image, work_task};
 
 /// The custom task the harness completes at once (stands in for build and deploy steps).
 pub const NOOP_API_VERSION: &str = "e2e.approval.dev/v1";
@@ -69,6 +73,16 @@ pub async fn scenario(name: &'static str) -> Scenario {
         )
         .await
         .expect("creating the scenario namespace");
+    if step_image().is_some() {
+        // With ServiceAccount admission a pod needs its service account, which
+        // kube-controller-manager makes for a new namespace a moment later.
+        let accounts: Api<ServiceAccount> = Api::namespaced(admin.clone(), &namespace);
+        let made = await_condition(accounts, "default", |sa: Option<&ServiceAccount>| sa.is_some());
+        tokio::time::timeout(WAIT, made)
+            .await
+            .expect("timed out waiting for the namespace's default ServiceAccount")
+            .expect("watching ServiceAccounts");
+    }
     let noop_runner = tokio::spawn(run_noop_tasks(Api::namespaced(admin.clone(), &namespace)));
     eprintln!("e2e: {name} started in namespace {namespace}");
     Scenario {

@@ -1,9 +1,11 @@
 //! Real PipelineRuns through real gates: Tekton's controller creates the CustomRuns, our
-//! controller holds them, people decide through the API server and our webhook.
+//! controller holds them, people decide through the API server and our webhook. The flows
+//! of the README (build, approve, deploy; rejection with `finally`; the rejection branch)
+//! run their other tasks as real TaskRuns, pods on the node.
 
 use approval_e2e::*;
 use k8s_openapi::api::core::v1::Pod;
-use kube::Api;
+use kube::{Api, ResourceExt};
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
 
@@ -13,14 +15,18 @@ const LEDGER: &str = "approval.tekton.dev/decisions";
 
 fn release_pipeline(gate_params: serde_json::Value) -> serde_json::Value {
     json!({"tasks": [
-        noop_task("build", &[]),
+        work_task("build", &[], json!([])),
         gate_task("approve", &["build"], gate_params),
-        noop_task("deploy", &["approve"]),
+        // The gate's results flow into the deploy step's script.
+        work_task("deploy", &["approve"], json!([
+            {"name": "approved-by", "value": "$(tasks.approve.results.approvedBy)"},
+            {"name": "comments", "value": "$(tasks.approve.results.comments)"},
+        ])),
     ]})
 }
 
 #[tokio::test]
-async fn an_approval_lets_the_pipeline_through_without_any_pod() {
+async fn an_approval_lets_the_pipeline_through_and_the_gate_holds_no_pod() {
     let s = scenario("approval_lets_pipeline_through").await;
     s.start_pipeline(
         "release",
@@ -42,21 +48,17 @@ async fn an_approval_lets_the_pipeline_through_without_any_pod() {
             "Waiting for 1 more approval (0 of 1) from alice: Release v1.2 to production?".into()
         )
     );
+    // The build ran (a pod, where there is a node); the gate holds none.
+    s.task_succeeded("release-build").await;
     let pods: Api<Pod> = Api::namespaced(s.admin.clone(), &s.namespace);
+    let pods = pods.list(&Default::default()).await.unwrap().items;
     assert!(
-        pods.list(&Default::default())
-            .await
-            .unwrap()
-            .items
-            .is_empty(),
-        "a gate holds no pod"
+        pods.iter().all(|pod| pod.labels().get("tekton.dev/pipelineTask").map(String::as_str) == Some("build")),
+        "a gate holds no pod: {:?}",
+        pods.iter().map(|p| p.name_any()).collect::<Vec<_>>()
     );
     assert!(
-        s.customruns()
-            .get_opt("release-deploy")
-            .await
-            .unwrap()
-            .is_none(),
+        s.task_outcome("release-deploy").await.is_none(),
         "deploy waits for the gate"
     );
 
@@ -74,8 +76,13 @@ async fn an_approval_lets_the_pipeline_through_without_any_pod() {
     assert_eq!(result(&gate, "decision"), "approved");
     assert_eq!(result(&gate, "approvedBy"), r#"["alice"]"#);
     assert_eq!(result(&gate, "comments"), r#"["alice: ship it"]"#);
-    let deploy = s.customruns().get("release-deploy").await.unwrap();
-    assert_eq!(succeeded_reason(&deploy), Some("Done"));
+    let deploy = s.task_succeeded("release-deploy").await;
+    assert_eq!(deploy.results["approved-by"], r#"["alice"]"#);
+    assert_eq!(deploy.results["comments"], r#"["alice: ship it"]"#);
+    if let Some(pod) = &deploy.pod {
+        let log = s.pod_log(pod).await;
+        assert!(log.contains(r#"deploy: approved-by=["alice"]"#), "{log}");
+    }
     s.wait_event("release-approve", "Approved").await;
     let reasons = s.event_reason_names("release-approve").await;
     assert_eq!(
@@ -144,14 +151,16 @@ async fn two_approvals_come_from_a_group_member_and_a_user_and_a_repeat_is_refus
 async fn a_rejection_fails_the_pipeline_and_finally_sees_the_gates_status() {
     let s = scenario("rejection_fails_pipeline").await;
     let mut pipeline = release_pipeline(json!([{"name": "approvers", "value": "alice, carol"}]));
-    pipeline["finally"] = json!([{
-        "name": "report",
-        "taskRef": {"apiVersion": NOOP_API_VERSION, "kind": "Noop"},
-        "params": [
+    let mut report = work_task(
+        "report",
+        &[],
+        json!([
             {"name": "gate-status", "value": "$(tasks.approve.status)"},
             {"name": "gate-reason", "value": "$(tasks.approve.reason)"},
-        ],
-    }]);
+        ]),
+    );
+    report.as_object_mut().unwrap().remove("runAfter");
+    pipeline["finally"] = json!([report]);
     s.start_pipeline("release", pipeline, json!({})).await;
     s.wait_gate_reason("release-approve", "AwaitingApproval")
         .await;
@@ -173,28 +182,26 @@ async fn a_rejection_fails_the_pipeline_and_finally_sees_the_gates_status() {
     let pipeline = s.wait_pipelinerun_done("release").await;
     assert_eq!(pipelinerun_condition(&pipeline).unwrap().0, "False");
     assert!(
-        s.customruns()
-            .get_opt("release-deploy")
-            .await
-            .unwrap()
-            .is_none(),
+        s.task_outcome("release-deploy").await.is_none(),
         "deploy never ran"
     );
-    let report = s.customruns().get("release-report").await.unwrap();
-    assert_eq!(result(&report, "gate-status"), "Failed");
-    assert_eq!(result(&report, "gate-reason"), "Rejected");
+    let report = s.task_succeeded("release-report").await;
+    assert_eq!(report.results["gate-status"], "Failed");
+    assert_eq!(report.results["gate-reason"], "Rejected");
 }
 
 #[tokio::test]
 async fn on_reject_continue_takes_the_rejection_branch() {
     let s = scenario("on_reject_continue").await;
     let decision_is = |value: &str| json!([{"input": "$(tasks.approve.results.decision)", "operator": "in", "values": [value]}]);
-    let mut deploy = noop_task("deploy", &["approve"]);
+    let mut deploy = work_task("deploy", &["approve"], json!([]));
     deploy["when"] = decision_is("approved");
-    let mut notify = noop_task("notify-rejected", &["approve"]);
+    let mut notify = work_task(
+        "notify-rejected",
+        &["approve"],
+        json!([{"name": "rejected-by", "value": "$(tasks.approve.results.rejectedBy)"}]),
+    );
     notify["when"] = decision_is("rejected");
-    notify["params"] =
-        json!([{"name": "rejected-by", "value": "$(tasks.approve.results.rejectedBy[*])"}]);
     s.start_pipeline(
         "release",
         json!({"tasks": [
@@ -218,14 +225,10 @@ async fn on_reject_continue_takes_the_rejection_branch() {
     assert_eq!(condition(&gate).0, "True", "onReject: continue succeeds");
     let pipeline = s.wait_pipelinerun_done("release").await;
     assert_eq!(pipelinerun_condition(&pipeline).unwrap().0, "True");
-    let notify = s.customruns().get("release-notify-rejected").await.unwrap();
-    assert_eq!(result(&notify, "rejected-by"), r#"["carol"]"#);
+    let notify = s.task_succeeded("release-notify-rejected").await;
+    assert_eq!(notify.results["rejected-by"], r#"["carol"]"#);
     assert!(
-        s.customruns()
-            .get_opt("release-deploy")
-            .await
-            .unwrap()
-            .is_none(),
+        s.task_outcome("release-deploy").await.is_none(),
         "deploy was skipped"
     );
     let skipped = pipeline.data["status"]["skippedTasks"].to_string();
