@@ -30,11 +30,11 @@ image: build ## our image, without a container engine: target/image/approval-con
 	$(CARGO) run --locked --quiet -p approval-e2e --bin image -- controller
 
 .PHONY: run
-run: build ## local control plane + controller + a gate waiting for approval; follows the log
+run: build ## local control plane with a node, our controller, a build -> approve -> deploy pipeline waiting at its gate; follows its log
 	APPROVAL_STATE=$(RUN_STATE) $(SCRIPTS)/cluster-up.sh >/dev/null
 	APPROVAL_STATE=$(RUN_STATE) $(SCRIPTS)/approval.sh restart
 	APPROVAL_STATE=$(RUN_STATE) $(SCRIPTS)/demo.sh
-	tail -n 0 -F $(RUN_STATE)/logs/approval-controller.log
+	tail -n 0 -F $(RUN_STATE)/logs/demo.log $(RUN_STATE)/logs/approval-controller.log
 
 .PHONY: test
 test: lint unit e2e ## unit tests, then the end-to-end suite on a real control plane

@@ -51,28 +51,112 @@ pub fn work_task(name: &str, run_after: &[&str], params: Value) -> Value {
     task
 }
 
-/// The step reads each param from an environment variable, never from its script's text:
-/// values (a gate's results) carry quotes and brackets that would otherwise be shell code.
+/// The step reads string params from environment variables, never from its script's text:
+/// values carry quotes and brackets that would otherwise be shell code. Array params (a
+/// reference ending in `[*]`, as a gate's `approvedBy`, `rejectedBy` and `comments` are
+/// used) come as arguments, each after a marker, as `samples/` passes them; the step writes
+/// them back as a JSON array, which is what the `Noop` runner echoes for them too.
+/// Sorts the step's arguments into a file per array param: `--param-N` starts param N.
+const COLLECT_ARRAYS: &str = r#"arrays=$(mktemp -d)
+for arg in "$@"; do
+  case "$arg" in
+    --param-*) current="$arrays/${arg#--param-}"; : > "$current" ;;
+    *) printf '%s\n' "$arg" >> "$current" ;;
+  esac
+done
+"#;
+
 fn work_task_spec(name: &str, params: &Value, image: &str) -> Value {
-    let names: Vec<&str> = params
+    let params: Vec<(&str, bool)> = params
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|p| p["name"].as_str())
+        .filter_map(|p| {
+            let is_array = p["value"].as_str().is_some_and(|v| v.ends_with("[*])"));
+            Some((p["name"].as_str()?, is_array))
+        })
         .collect();
-    let mut script = format!("#!/bin/sh\nset -eu\necho \"{name}: running in pod $(hostname)\"\n");
-    let mut env = Vec::new();
-    for (i, param) in names.iter().enumerate() {
-        env.push(json!({"name": format!("PARAM_{i}"), "value": format!("$(params.{param})")}));
+    let mut script = format!("#!/bin/sh\nset -eu\necho \"{name}: running in pod $(hostname)\"\n{COLLECT_ARRAYS}");
+    let (mut env, mut args) = (Vec::new(), Vec::new());
+    for (i, (param, is_array)) in params.iter().enumerate() {
+        if *is_array {
+            args.push(format!("--param-{i}"));
+            args.push(format!("$(params.{param}[*])"));
+            // One element per line, each quoted and escaped for JSON.
+            script.push_str(&format!(
+                r#"PARAM_{i}="[$(sed 's/[\\"]/\\&/g; s/.*/"&"/' "$arrays/{i}" | paste -sd, -)]""#
+            ));
+            script.push('\n');
+        } else {
+            env.push(json!({"name": format!("PARAM_{i}"), "value": format!("$(params.{param})")}));
+        }
         script.push_str(&format!(
             "echo \"{name}: {param}=$PARAM_{i}\"\nprintf '%s' \"$PARAM_{i}\" > $(results.{param}.path)\n"
         ));
     }
+    let declared = |kind_of: fn(bool) -> &'static str| -> Vec<Value> {
+        params
+            .iter()
+            .map(|(n, is_array)| json!({"name": n, "type": kind_of(*is_array)}))
+            .collect()
+    };
     json!({
-        "params": names.iter().map(|n| json!({"name": n, "type": "string"})).collect::<Vec<_>>(),
-        "results": names.iter().map(|n| json!({"name": n, "type": "string"})).collect::<Vec<_>>(),
-        "steps": [{"name": "run", "image": image, "env": env, "script": script}],
+        "params": declared(|is_array| if is_array { "array" } else { "string" }),
+        "results": declared(|_| "string"),
+        "steps": [{"name": "run", "image": image, "env": env, "args": args, "script": script}],
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The step's script, run here by the machine's sh the way the step's sh runs it:
+    /// Tekton's substitutions done by hand.
+    #[test]
+    fn the_step_echoes_string_and_array_params_as_the_noop_runner_does() {
+        let spec = work_task_spec(
+            "deploy",
+            &json!([
+                {"name": "artifact", "value": "$(tasks.build.results.artifact)"},
+                {"name": "approved-by", "value": "$(tasks.approve.results.approvedBy[*])"},
+                {"name": "comments", "value": "$(tasks.approve.results.comments[*])"},
+            ]),
+            "busybox",
+        );
+        assert_eq!(spec["params"][1], json!({"name": "approved-by", "type": "array"}));
+        let results = tempfile::tempdir().unwrap();
+        let step = &spec["steps"][0];
+        let mut script = step["script"].as_str().unwrap().replace("$(hostname)", "test");
+        for name in ["artifact", "approved-by", "comments"] {
+            let path = results.path().join(name);
+            script = script.replace(&format!("$(results.{name}.path)"), path.to_str().unwrap());
+        }
+        let mut args: Vec<String> = Vec::new();
+        for arg in step["args"].as_array().unwrap() {
+            match arg.as_str().unwrap() {
+                "$(params.approved-by[*])" => args.extend(["alice".into(), r#"bob "the" \builder"#.into()]),
+                "$(params.comments[*])" => {}
+                other => args.push(other.into()),
+            }
+        }
+        let output = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .arg("sh")
+            .args(&args)
+            .env("PARAM_0", "app.tar")
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let read = |name: &str| std::fs::read_to_string(results.path().join(name)).unwrap();
+        assert_eq!(read("artifact"), "app.tar");
+        let approved: Vec<String> = serde_json::from_str(&read("approved-by")).unwrap();
+        assert_eq!(approved, ["alice", r#"bob "the" \builder"#]);
+        assert_eq!(read("comments"), "[]");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(stdout.contains("deploy: artifact=app.tar"), "{stdout}");
+    }
 }
 
 /// How one pipeline task's run ended: a TaskRun or a CustomRun, by the name Tekton gives

@@ -19,8 +19,8 @@ fn release_pipeline(gate_params: serde_json::Value) -> serde_json::Value {
         gate_task("approve", &["build"], gate_params),
         // The gate's results flow into the deploy step's script.
         work_task("deploy", &["approve"], json!([
-            {"name": "approved-by", "value": "$(tasks.approve.results.approvedBy)"},
-            {"name": "comments", "value": "$(tasks.approve.results.comments)"},
+            {"name": "approved-by", "value": "$(tasks.approve.results.approvedBy[*])"},
+            {"name": "comments", "value": "$(tasks.approve.results.comments[*])"},
         ])),
     ]})
 }
@@ -199,7 +199,7 @@ async fn on_reject_continue_takes_the_rejection_branch() {
     let mut notify = work_task(
         "notify-rejected",
         &["approve"],
-        json!([{"name": "rejected-by", "value": "$(tasks.approve.results.rejectedBy)"}]),
+        json!([{"name": "rejected-by", "value": "$(tasks.approve.results.rejectedBy[*])"}]),
     );
     notify["when"] = decision_is("rejected");
     s.start_pipeline(
