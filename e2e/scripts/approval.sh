@@ -129,7 +129,10 @@ case "$command" in
   start)
     [[ "$part" == all ]] && install
     for p in "${parts[@]}"; do start_one "$p"; done ;;
-  stop) for p in "${parts[@]}"; do stop_one "$p"; done ;;
+  # Stopping all stops the optional parts a scenario may have started too.
+  stop)
+    [[ "$part" == all ]] && parts+=(controller-2 ui slack)
+    for p in "${parts[@]}"; do stop_one "$p"; done ;;
   kill) for p in "${parts[@]}"; do stop_one "$p" KILL; done ;;
   restart)
     [[ "$part" == all ]] && install

@@ -29,21 +29,22 @@ need() {
   [[ -x "$binary" ]] || die "$binary missing: install Debian's $package"
 }
 
-# The cache key of an image: its tag and its inputs' contents.
+# The cache key of an image: its tag, its inputs' contents and this script (how it is made).
 key() { { echo "$1"; shift; cat "$@"; } | sha256sum | cut -c1-16; }
 
 busybox() {
   need /bin/busybox busybox-static
   local version; version="$(dpkg-query -W -f '${Version}' busybox-static | tr -c 'a-zA-Z0-9.\n' '-')"
   local tag="approval.local/busybox:$version"
-  local out="$IMAGES/busybox-$(key "$tag" /bin/busybox).tar"
+  local out="$IMAGES/busybox-$(key "$tag" /bin/busybox "$0").tar"
   if [[ ! -s "$out" ]]; then
     local links=()
     for applet in $(/bin/busybox --list); do
       [[ "$applet" == busybox ]] || links+=(--link "/bin/busybox:/bin/$applet")
     done
     "${IMAGE_TOOL[@]}" files --tag "$tag" --out "$out" \
-      --file /bin/busybox:/bin/busybox "${links[@]}" --entrypoint /bin/sh >&2
+      --file /bin/busybox:/bin/busybox "${links[@]}" --dir /tmp:1777 --dir /root:700 \
+      --entrypoint /bin/sh >&2
   fi
   echo "$out"
 }
@@ -52,7 +53,7 @@ pause() {
   need /usr/bin/gcc gcc
   local source="$E2E_DIR/scripts/pause.c"
   local tag=approval.local/pause:3.10
-  local out="$IMAGES/pause-$(key "$tag" "$source").tar"
+  local out="$IMAGES/pause-$(key "$tag" "$source" "$0").tar"
   if [[ ! -s "$out" ]]; then
     local build; build="$(mktemp -d)"
     gcc -static -O2 -o "$build/pause" "$source"
@@ -68,7 +69,7 @@ tekton() {
   local binary; binary="$(tool_path "tekton-$1")"
   [[ -x "$binary" ]] || "$(dirname "$0")/build-tools.sh" "tekton-$1" >&2
   local tag="approval.local/tekton-$1:$TEKTON_PIPELINE_VERSION"
-  local out="$IMAGES/tekton-$1-$(key "$tag" "$binary").tar"
+  local out="$IMAGES/tekton-$1-$(key "$tag" "$binary" "$0").tar"
   if [[ ! -s "$out" ]]; then
     "${IMAGE_TOOL[@]}" files --tag "$tag" --out "$out" \
       --file "$binary:/ko-app/$1" --entrypoint "/ko-app/$1" --user 65532:65532 >&2

@@ -5,6 +5,9 @@
 # kube-scheduler run. Idempotent: a healthy running piece is kept.
 #
 #   node-up.sh check   exit 1, naming what is missing, if this machine cannot run the node
+#   node-up.sh import ARCHIVE
+#                      load an image archive into the running node's containerd under the
+#                      name it carries (as `kind load` does): pods find it without a pull
 #   node-up.sh         bring it up (installs Debian's containerd, runc and the CNI plugins
 #                      and the registry when missing, as root)
 #
@@ -42,10 +45,13 @@ missing() {
   ((${#what[@]} == 0)) || { printf '%s\n' "${what[@]}"; return 1; }
 }
 
-if [[ "${1:-}" == check ]]; then
-  missing
-  exit
-fi
+case "${1:-}" in
+  check) missing; exit ;;
+  import)
+    [[ -f "${2:-}" ]] || die "node-up.sh import ARCHIVE: no archive ${2:-}"
+    "${CTR[@]}" images import "$2" >/dev/null
+    exit ;;
+esac
 reasons="$(missing)" || die "this machine cannot run the node; missing: $(echo "$reasons" | paste -sd ';' | sed 's/;/; /g')"
 
 install_packages() {
@@ -105,7 +111,7 @@ log: {level: warn, accesslog: {disabled: true}}
 storage: {filesystem: {rootdirectory: $NODE_DIR/registry}, delete: {enabled: true}}
 http: {addr: 127.0.0.1:$REGISTRY_PORT}
 YAML
-registry_ready() { curl -fsS "http://127.0.0.1:$REGISTRY_PORT/v2/" >/dev/null; }
+registry_ready() { curl -fs "http://127.0.0.1:$REGISTRY_PORT/v2/" >/dev/null; }
 if ! registry_ready; then
   log "starting the image registry on 127.0.0.1:$REGISTRY_PORT"
   setsid nohup docker-registry serve "$NODE_DIR/registry.yml" >"$APPROVAL_STATE/logs/registry.log" 2>&1 &

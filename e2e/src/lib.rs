@@ -77,7 +77,9 @@ pub async fn scenario(name: &'static str) -> Scenario {
         // With ServiceAccount admission a pod needs its service account, which
         // kube-controller-manager makes for a new namespace a moment later.
         let accounts: Api<ServiceAccount> = Api::namespaced(admin.clone(), &namespace);
-        let made = await_condition(accounts, "default", |sa: Option<&ServiceAccount>| sa.is_some());
+        let made = await_condition(accounts, "default", |sa: Option<&ServiceAccount>| {
+            sa.is_some()
+        });
         tokio::time::timeout(WAIT, made)
             .await
             .expect("timed out waiting for the namespace's default ServiceAccount")

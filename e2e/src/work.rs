@@ -34,7 +34,9 @@ pub fn node_or_skip(scenario: &str) -> Option<String> {
             "{scenario} needs the node, and CI=true: the control plane came up without one \
              (cluster-up.sh said why)"
         );
-        eprintln!("e2e: SKIPPED {scenario}: the control plane has no node (cluster-up.sh said why)");
+        eprintln!(
+            "e2e: SKIPPED {scenario}: the control plane has no node (cluster-up.sh said why)"
+        );
     }
     image
 }
@@ -76,7 +78,9 @@ fn work_task_spec(name: &str, params: &Value, image: &str) -> Value {
             Some((p["name"].as_str()?, is_array))
         })
         .collect();
-    let mut script = format!("#!/bin/sh\nset -eu\necho \"{name}: running in pod $(hostname)\"\n{COLLECT_ARRAYS}");
+    let mut script = format!(
+        "#!/bin/sh\nset -eu\necho \"{name}: running in pod $(hostname)\"\n{COLLECT_ARRAYS}"
+    );
     let (mut env, mut args) = (Vec::new(), Vec::new());
     for (i, (param, is_array)) in params.iter().enumerate() {
         if *is_array {
@@ -124,10 +128,16 @@ mod tests {
             ]),
             "busybox",
         );
-        assert_eq!(spec["params"][1], json!({"name": "approved-by", "type": "array"}));
+        assert_eq!(
+            spec["params"][1],
+            json!({"name": "approved-by", "type": "array"})
+        );
         let results = tempfile::tempdir().unwrap();
         let step = &spec["steps"][0];
-        let mut script = step["script"].as_str().unwrap().replace("$(hostname)", "test");
+        let mut script = step["script"]
+            .as_str()
+            .unwrap()
+            .replace("$(hostname)", "test");
         for name in ["artifact", "approved-by", "comments"] {
             let path = results.path().join(name);
             script = script.replace(&format!("$(results.{name}.path)"), path.to_str().unwrap());
@@ -135,7 +145,9 @@ mod tests {
         let mut args: Vec<String> = Vec::new();
         for arg in step["args"].as_array().unwrap() {
             match arg.as_str().unwrap() {
-                "$(params.approved-by[*])" => args.extend(["alice".into(), r#"bob "the" \builder"#.into()]),
+                "$(params.approved-by[*])" => {
+                    args.extend(["alice".into(), r#"bob "the" \builder"#.into()])
+                }
                 "$(params.comments[*])" => {}
                 other => args.push(other.into()),
             }
@@ -148,7 +160,11 @@ mod tests {
             .env("PARAM_0", "app.tar")
             .output()
             .unwrap();
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         let read = |name: &str| std::fs::read_to_string(results.path().join(name)).unwrap();
         assert_eq!(read("artifact"), "app.tar");
         let approved: Vec<String> = serde_json::from_str(&read("approved-by")).unwrap();
@@ -172,7 +188,10 @@ pub struct TaskOutcome {
 }
 
 fn taskrun_resource() -> ApiResource {
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("tekton.dev", "v1", "TaskRun"), "taskruns")
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("tekton.dev", "v1", "TaskRun"),
+        "taskruns",
+    )
 }
 
 impl Scenario {
@@ -183,7 +202,12 @@ impl Scenario {
 
     /// The outcome of the run `name` of an ordinary task, or `None` if it never ran.
     pub async fn task_outcome(&self, name: &str) -> Option<TaskOutcome> {
-        if let Some(run) = self.taskruns().get_opt(name).await.expect("reading a TaskRun") {
+        if let Some(run) = self
+            .taskruns()
+            .get_opt(name)
+            .await
+            .expect("reading a TaskRun")
+        {
             let status = &run.data["status"];
             let condition = status["conditions"]
                 .as_array()
@@ -209,7 +233,11 @@ impl Scenario {
                 pod: status["podName"].as_str().map(String::from),
             });
         }
-        let run: CustomRun = self.customruns().get_opt(name).await.expect("reading a CustomRun")?;
+        let run: CustomRun = self
+            .customruns()
+            .get_opt(name)
+            .await
+            .expect("reading a CustomRun")?;
         let status = run.status.unwrap_or_default();
         let (condition_status, reason) = status
             .succeeded()
@@ -218,7 +246,11 @@ impl Scenario {
         Some(TaskOutcome {
             status: condition_status,
             reason,
-            results: status.results.into_iter().map(|r| (r.name, r.value)).collect(),
+            results: status
+                .results
+                .into_iter()
+                .map(|r| (r.name, r.value))
+                .collect(),
             pod: None,
         })
     }
@@ -229,7 +261,10 @@ impl Scenario {
             .task_outcome(name)
             .await
             .unwrap_or_else(|| panic!("{name} never ran"));
-        assert_eq!(outcome.status, "True", "{name} did not succeed: {outcome:?}");
+        assert_eq!(
+            outcome.status, "True",
+            "{name} did not succeed: {outcome:?}"
+        );
         outcome
     }
 
@@ -237,8 +272,11 @@ impl Scenario {
     /// API server asks the kubelet).
     pub async fn pod_log(&self, pod: &str) -> String {
         let kubectl = std::env::var("APPROVAL_E2E_KUBECTL").unwrap_or_else(|_| "kubectl".into());
-        command_output(&kubectl, &["-n", &self.namespace, "logs", pod, "-c", "step-run"])
-            .await
-            .unwrap_or_else(|e| panic!("reading the log of pod {pod}: {e:#}"))
+        command_output(
+            &kubectl,
+            &["-n", &self.namespace, "logs", pod, "-c", "step-run"],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("reading the log of pod {pod}: {e:#}"))
     }
 }

@@ -5,8 +5,8 @@
 
 use approval_e2e::*;
 use k8s_openapi::api::core::v1::Pod;
-use kube::{Api, ResourceExt};
 use kube::api::{Patch, PatchParams};
+use kube::{Api, ResourceExt};
 use serde_json::json;
 
 const APPROVE: &str = "approval.tekton.dev/approve";
@@ -53,7 +53,11 @@ async fn an_approval_lets_the_pipeline_through_and_the_gate_holds_no_pod() {
     let pods: Api<Pod> = Api::namespaced(s.admin.clone(), &s.namespace);
     let pods = pods.list(&Default::default()).await.unwrap().items;
     assert!(
-        pods.iter().all(|pod| pod.labels().get("tekton.dev/pipelineTask").map(String::as_str) == Some("build")),
+        pods.iter().all(|pod| pod
+            .labels()
+            .get("tekton.dev/pipelineTask")
+            .map(String::as_str)
+            == Some("build")),
         "a gate holds no pod: {:?}",
         pods.iter().map(|p| p.name_any()).collect::<Vec<_>>()
     );

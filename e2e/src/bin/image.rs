@@ -52,6 +52,9 @@ enum Image {
         /// `TARGET:PATH`: a symbolic link at PATH.
         #[arg(long = "link")]
         links: Vec<String>,
+        /// `PATH:MODE`: an empty directory (MODE in octal, e.g. 1777 for /tmp).
+        #[arg(long = "dir")]
+        dirs: Vec<String>,
         /// The entrypoint, one argument per flag.
         #[arg(long = "entrypoint")]
         entrypoint: Vec<String>,
@@ -75,6 +78,20 @@ fn file_entry(text: &str) -> anyhow::Result<Entry> {
     Ok(Entry {
         path: path.into(),
         source: Source::File(source.into()),
+        mode,
+    })
+}
+
+/// Reads `PATH:MODE`.
+fn dir_entry(text: &str) -> anyhow::Result<Entry> {
+    let (path, mode) = text
+        .split_once(':')
+        .ok_or_else(|| anyhow::anyhow!("--dir {text}: write PATH:MODE"))?;
+    let mode = u32::from_str_radix(mode, 8)
+        .map_err(|_| anyhow::anyhow!("--dir {text}: MODE is octal, e.g. 1777"))?;
+    Ok(Entry {
+        path: path.into(),
+        source: Source::Dir,
         mode,
     })
 }
@@ -107,6 +124,7 @@ fn main() -> anyhow::Result<()> {
             out,
             files,
             links,
+            dirs,
             entrypoint,
             user,
         } => {
@@ -116,6 +134,9 @@ fn main() -> anyhow::Result<()> {
                 .collect::<anyhow::Result<Vec<_>>>()?;
             for link in &links {
                 entries.push(link_entry(link)?);
+            }
+            for dir in &dirs {
+                entries.push(dir_entry(dir)?);
             }
             let spec = Spec {
                 tag,
