@@ -140,7 +140,8 @@ build_tool() {
       build "$1" "$(kubernetes_module)" "k8s.io/kubernetes/cmd/$1" "$(k8s_ldflags)" ;;
     tekton-controller)
       local dir; dir="$(wrapper_module tekton github.com/tektoncd/pipeline "$TEKTON_PIPELINE_VERSION" github.com/tektoncd/pipeline/cmd/controller)"
-      build tekton-controller "$dir" github.com/tektoncd/pipeline/cmd/controller "-s -w $(k8s_ldflags)" ;;
+      # Static like the binaries below, so that a cold build compiles Tekton's packages once.
+      CGO_ENABLED=0 build tekton-controller "$dir" github.com/tektoncd/pipeline/cmd/controller "-s -w $(k8s_ldflags)" ;;
     # Tekton's webhook and the binaries of its helper images (they run in pods on the node):
     # static, as ko builds them, so an image of the binary alone runs.
     tekton-webhook|tekton-entrypoint|tekton-nop|tekton-workingdirinit|tekton-sidecarlogresults)
