@@ -159,7 +159,7 @@ build_tool() {
 }
 
 tools=("$@")
-((${#tools[@]})) || tools=(etcd kube-apiserver kubectl tekton-controller tkn)
+((${#tools[@]})) || tools=(etcd kube-apiserver kubectl kube-controller-manager kube-scheduler tekton-controller tkn)
 # The node's tools, unless the node is off (NODE=0).
 [[ "${NODE:-1}" == 0 || "$#" -gt 0 ]] || tools+=("${NODE_TOOLS[@]}")
 for tool in "${tools[@]}"; do

@@ -5,24 +5,39 @@
 # kubeconfigs under $APPROVAL_STATE. Idempotent: a healthy running piece is kept. Our own
 # controller and webhook are started by approval.sh (the Makefile calls both).
 #
-# NODE=0 leaves the node out. Where this machine cannot run one (node-up.sh check), the
-# control plane comes up without it and says why, loudly; under CI=true that is an error.
+# NODE=0 leaves the node out. Where this machine cannot run one (node-up.sh check, or
+# node-up.sh failing), the control plane comes up without it and says why, loudly; under
+# CI=true (or APPROVAL_REQUIRE_NODE=1) that is an error.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-"$(dirname "$0")/build-tools.sh"
+# The network number is the cluster's for its lifetime (its certificate and service range
+# name it).
+mkdir -p "$APPROVAL_STATE/node"
+if [[ -f "$APPROVAL_STATE/node/net" ]]; then
+  [[ "$NODE_NET_REQUESTED" == "$NODE_NET" ]] ||
+    die "$APPROVAL_STATE was made with NODE_NET=$NODE_NET, not $NODE_NET_REQUESTED: remove it (cluster-down.sh --purge) to change it"
+else
+  echo "$NODE_NET" >"$APPROVAL_STATE/node/net"
+fi
 
 # ---- the node: wanted, and possible? -----------------------------------------------------
 node=1
+# no_node REASON...: without the node, loudly (an error where it is required)
+no_node() {
+  node_required && die "a node is required here (CI=true or APPROVAL_REQUIRE_NODE=1), and: $*"
+  log "WARNING: NO NODE: $*"
+  log "WARNING: the control plane comes up without a node: no pods, no TaskRuns, no Tekton webhook"
+  node=0
+}
 if [[ "${NODE:-1}" == 0 ]]; then
   node=0
 elif ! reasons="$("$(dirname "$0")/node-up.sh" check)"; then
-  [[ "${CI:-}" == true ]] && die "CI=true and this machine cannot run the node; missing: $(echo "$reasons" | paste -sd ';')"
-  log "WARNING: NO NODE. This machine cannot run one; missing:"
-  echo "$reasons" | sed 's/^/[node]   /' >&2
-  log "WARNING: the control plane comes up without a node: no pods, no TaskRuns, no Tekton webhook"
-  node=0
+  no_node "this machine cannot run one; missing: $(echo "$reasons" | paste -sd ';' | sed 's/;/; /g')"
 fi
+
+# The node's tools are built only for a node.
+NODE="$node" "$(dirname "$0")/build-tools.sh"
 
 PKI="$APPROVAL_STATE/pki"
 mkdir -p "$PKI" "$APPROVAL_STATE/logs" "$APPROVAL_STATE/run" "$APPROVAL_STATE/etcd"
@@ -111,6 +126,10 @@ kubeconfig tekton.kubeconfig admin system:serviceaccount:tekton-pipelines:tekton
 
 # ---- etcd --------------------------------------------------------------------------------
 etcd_healthy() { curl -fs "http://127.0.0.1:$ETCD_PORT/health" | grep -q '"health":"true"'; }
+# An etcd or API server this state directory did not start (another checkout's, one left
+# over after its state was removed) would be used with data that is not ours: refuse.
+foreign() { die "something already serves on :$2 that $APPROVAL_STATE did not start ($1): stop it, or choose other ports"; }
+if etcd_healthy && ! pid_alive etcd; then foreign etcd "$ETCD_PORT"; fi
 if ! etcd_healthy; then
   log "starting etcd on :$ETCD_PORT"
   setsid nohup "$(tool_path etcd)" --name approval-e2e --data-dir "$APPROVAL_STATE/etcd" \
@@ -143,6 +162,7 @@ apiserver_args=(
   --kubelet-preferred-address-types Hostname
   --allow-privileged=true
 )
+if apiserver_ready && ! pid_alive kube-apiserver; then foreign kube-apiserver "$APISERVER_PORT"; fi
 # One started with other flags (an older cluster-up.sh) is started again.
 if apiserver_ready && [[ "$(cat "$APPROVAL_STATE/run/kube-apiserver.args" 2>/dev/null)" != "${apiserver_args[*]}" ]]; then
   log "kube-apiserver runs with other flags: restarting it"
@@ -155,6 +175,8 @@ if ! apiserver_ready; then
   await_started kube-apiserver $! 120 apiserver_ready
   echo "${apiserver_args[*]}" >"$APPROVAL_STATE/run/kube-apiserver.args"
 fi
+# restart-apiserver.sh: the rest is running already.
+[[ "${1:-}" == --apiserver-only ]] && exit 0
 
 # ---- kube-controller-manager and kube-scheduler -------------------------------------------
 # The controllers a node and Deployments need: ReplicaSets and pods, ServiceAccounts and
@@ -162,7 +184,7 @@ fi
 # namespace deletion, garbage collection, node lifecycle (it lifts the new node's
 # not-ready taint). One instance each, so no leader election (a restart acts at once).
 secure_ready() { curl -fsk "https://127.0.0.1:$1/healthz" | grep -q ok; }
-if ! pid_alive kube-controller-manager || ! secure_ready "$CONTROLLER_MANAGER_PORT"; then
+if ! pid_alive kube-controller-manager; then
   log "starting kube-controller-manager"
   setsid nohup "$(tool_path kube-controller-manager)" \
     --kubeconfig "$APPROVAL_STATE/controller-manager.kubeconfig" \
@@ -174,13 +196,14 @@ if ! pid_alive kube-controller-manager || ! secure_ready "$CONTROLLER_MANAGER_PO
     >"$APPROVAL_STATE/logs/kube-controller-manager.log" 2>&1 &
   await_started kube-controller-manager $! 60 secure_ready "$CONTROLLER_MANAGER_PORT"
 fi
+wait_for kube-controller-manager 60 secure_ready "$CONTROLLER_MANAGER_PORT"
 cat >"$APPROVAL_STATE/scheduler.yaml" <<YAML
 apiVersion: kubescheduler.config.k8s.io/v1
 kind: KubeSchedulerConfiguration
 clientConnection: {kubeconfig: $APPROVAL_STATE/scheduler.kubeconfig}
 leaderElection: {leaderElect: false}
 YAML
-if ! pid_alive kube-scheduler || ! secure_ready "$SCHEDULER_PORT"; then
+if ! pid_alive kube-scheduler; then
   log "starting kube-scheduler"
   setsid nohup "$(tool_path kube-scheduler)" --config "$APPROVAL_STATE/scheduler.yaml" \
     --authentication-kubeconfig "$APPROVAL_STATE/scheduler.kubeconfig" \
@@ -189,6 +212,7 @@ if ! pid_alive kube-scheduler || ! secure_ready "$SCHEDULER_PORT"; then
     >"$APPROVAL_STATE/logs/kube-scheduler.log" 2>&1 &
   await_started kube-scheduler $! 60 secure_ready "$SCHEDULER_PORT"
 fi
+wait_for kube-scheduler 60 secure_ready "$SCHEDULER_PORT"
 
 # ---- Tekton ------------------------------------------------------------------------------
 TEKTON="$(tekton_module_dir)/config"
@@ -204,14 +228,23 @@ for file in "$TEKTON"/config-*.yaml; do
 done
 
 # ---- the node -----------------------------------------------------------------------------
+if ((node)) && ! "$(dirname "$0")/node-up.sh"; then
+  no_node "node-up.sh failed (its error is above; logs in $APPROVAL_STATE/logs)"
+fi
 if ((node)); then
-  "$(dirname "$0")/node-up.sh"
   source "$APPROVAL_STATE/node/images.env"
   images=(-entrypoint-image "$TEKTON_ENTRYPOINT_IMAGE" -nop-image "$TEKTON_NOP_IMAGE"
     -sidecarlogresults-image "$TEKTON_SIDECARLOGRESULTS_IMAGE"
     -workingdirinit-image "$TEKTON_WORKINGDIRINIT_IMAGE" -shell-image "$BUSYBOX_IMAGE")
 else
+  # What a node of this state directory left goes: its processes, and Tekton's webhook
+  # (whose registrations, failurePolicy Fail, would refuse every Tekton object).
+  "$(dirname "$0")/node-down.sh"
   rm -f "$APPROVAL_STATE/node/images.env"
+  kubectl_admin delete validatingwebhookconfiguration validation.webhook.pipeline.tekton.dev \
+    config.webhook.pipeline.tekton.dev --ignore-not-found >/dev/null
+  kubectl_admin delete mutatingwebhookconfiguration webhook.pipeline.tekton.dev --ignore-not-found >/dev/null
+  kubectl_admin -n tekton-pipelines delete deployment tekton-pipelines-webhook --ignore-not-found >/dev/null
   # Non-empty but never used: without a node no task runs a pod.
   images=(-entrypoint-image unused.local/entrypoint -nop-image unused.local/nop
     -sidecarlogresults-image unused.local/sidecarlogresults

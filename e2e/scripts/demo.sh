@@ -26,15 +26,18 @@ json.dump(run, sys.stdout)')"
 fi
 run="$(echo "$pipeline" | kubectl_admin create -f - -o jsonpath='{.metadata.name}')"
 gate="$run-approve"
+# One follower, of the newest run (cluster-down.sh stops it).
+stop_process demo-log
 setsid nohup "$(tool_path tkn)" --kubeconfig "$APPROVAL_STATE/kubeconfig" -n demo pipelinerun logs "$run" -f \
   >"$APPROVAL_STATE/logs/demo.log" 2>&1 &
+echo $! >"$APPROVAL_STATE/run/demo-log.pid"
 wait_for "gate $gate to wait" 120 bash -c "
   '$kubectl' --kubeconfig '$APPROVAL_STATE/kubeconfig' -n demo get customrun '$gate' \
     -o jsonpath='{.status.conditions[0].reason}' | grep -q AwaitingApproval"
 message="$(kubectl_admin -n demo get customrun "$gate" -o jsonpath='{.status.conditions[0].message}')"
 cat <<TEXT
 
-PipelineRun demo/$run: build ran, and the run is waiting at its gate $gate:
+PipelineRun demo/$run is waiting at its gate $gate:
   $message
 
 $(kubectl_admin -n demo get pods -o wide 2>/dev/null)

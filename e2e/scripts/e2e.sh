@@ -60,6 +60,10 @@ if [[ -f "$APPROVAL_STATE/logs/e2e-durations.txt" ]]; then
   log "scenario durations:"
   sort -k2 -n -r "$APPROVAL_STATE/logs/e2e-durations.txt" >&2
 fi
+if [[ -s "$APPROVAL_STATE/logs/e2e-skipped.txt" ]]; then
+  log "WARNING: scenarios SKIPPED for want of a node ($(wc -l <"$APPROVAL_STATE/logs/e2e-skipped.txt")):"
+  cat "$APPROVAL_STATE/logs/e2e-skipped.txt" >&2
+fi
 if [[ -f "$APPROVAL_STATE/logs/e2e-measurements.txt" ]]; then
   log "measured:"
   cat "$APPROVAL_STATE/logs/e2e-measurements.txt" >&2

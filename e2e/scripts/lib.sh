@@ -33,6 +33,11 @@ SLACK_PROBE_PORT="${SLACK_PROBE_PORT:-$((CONTROLLER_PROBE_PORT + 8))}"
 # The node (node-up.sh): each local cluster on this machine has its own network number, so
 # that their bridges, pod and service ranges never meet (make run 0, the suite 1, bench 2).
 NODE_NET="${NODE_NET:-0}"
+NODE_NET_REQUESTED="$NODE_NET"
+# A cluster keeps the network number it was made with (its certificate and service range
+# name it): cluster-up.sh records it, and every script after reads it from there.
+[[ -f "$APPROVAL_STATE/node/net" ]] && NODE_NET="$(cat "$APPROVAL_STATE/node/net")"
+NODE_BRIDGE="approval$NODE_NET"
 KUBELET_PORT="${KUBELET_PORT:-$((CONTROLLER_PROBE_PORT + 20))}"
 KUBELET_HEALTHZ_PORT="${KUBELET_HEALTHZ_PORT:-$((CONTROLLER_PROBE_PORT + 21))}"
 CONTROLLER_MANAGER_PORT="${CONTROLLER_MANAGER_PORT:-$((CONTROLLER_PROBE_PORT + 22))}"
@@ -45,8 +50,11 @@ WEBHOOK2_PORT="${WEBHOOK2_PORT:-$((WEBHOOK_PORT + 2))}"
 WEBHOOK2_PROBE_PORT="${WEBHOOK2_PROBE_PORT:-$((WEBHOOK_PROBE_PORT + 2))}"
 
 # What the node adds to the control plane (e2e/scripts/node-up.sh).
-NODE_TOOLS=(kubelet kube-scheduler kube-controller-manager tekton-webhook tekton-entrypoint
-  tekton-nop tekton-workingdirinit tekton-sidecarlogresults)
+NODE_TOOLS=(kubelet tekton-webhook tekton-entrypoint tekton-nop tekton-workingdirinit
+  tekton-sidecarlogresults)
+
+# node_required: a missing node is an error, not a warning (CI; .ci/run sets the second).
+node_required() { [[ "${CI:-}" == true || "${APPROVAL_REQUIRE_NODE:-}" == 1 ]]; }
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -121,12 +129,30 @@ await_started() {
 }
 
 # stop_process NAME [SIGNAL]: signals the process NAME (TERM by default) and waits until it
-# is gone.
+# is gone (SIGKILL after 30 s).
 stop_process() {
   local name="$1" signal="${2:-TERM}"
   pid_alive "$name" || return 0
   local pid; pid="$(cat "$APPROVAL_STATE/run/$name.pid")"
   kill "-$signal" "$pid"
-  while process_alive "$pid"; do sleep 0.1; done
+  local deadline=$((SECONDS + 30))
+  while process_alive "$pid"; do
+    ((SECONDS < deadline)) || { kill -KILL "$pid" 2>/dev/null || true; }
+    sleep 0.1
+  done
   rm -f "$APPROVAL_STATE/run/$name.pid"
+}
+
+# node_rules: the iptables rules of this state directory's node (node-up.sh adds them,
+# node-down.sh deletes exactly these), each tagged with the state directory.
+#   NODE_DNAT     pods reach the API server at the kubernetes Service's IP
+#   NODE_INPUT    from pods, only that DNAT may reach loopback (route_localnet is on)
+#   NODE_FORWARD  pod traffic never leaves the machine, in either direction
+node_rules() {
+  local tag=(-m comment --comment "approval-node:$APPROVAL_STATE")
+  NODE_DNAT=(PREROUTING -i "$NODE_BRIDGE" -d "10.0.$NODE_NET.1" -p tcp --dport 443 "${tag[@]}"
+    -j DNAT --to-destination "127.0.0.1:$APISERVER_PORT")
+  NODE_INPUT=(INPUT -i "$NODE_BRIDGE" -d 127.0.0.0/8 -m conntrack ! --ctstate DNAT "${tag[@]}" -j DROP)
+  NODE_FORWARD_OUT=(FORWARD -i "$NODE_BRIDGE" ! -o "$NODE_BRIDGE" "${tag[@]}" -j DROP)
+  NODE_FORWARD_IN=(FORWARD -o "$NODE_BRIDGE" ! -i "$NODE_BRIDGE" "${tag[@]}" -j DROP)
 }

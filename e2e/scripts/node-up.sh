@@ -14,8 +14,11 @@
 # Everything lives under $APPROVAL_STATE/node. Nothing listens beyond loopback: the kubelet,
 # the registry and containerd's streaming server bind 127.0.0.1, and pods live on a bridge
 # of this machine's own (10.244.$NODE_NET.0/24) with no default route and no masquerade, so
-# pod traffic never leaves the machine. Pods reach the API server at the `kubernetes`
-# Service's IP, which a DNAT rule on that bridge sends to 127.0.0.1:$APISERVER_PORT.
+# pod traffic never leaves the machine (and IP forwarding is left as it was: the bridge is no
+# gateway). Pods reach the API server at the `kubernetes` Service's IP, which a DNAT rule on
+# that bridge sends to 127.0.0.1:$APISERVER_PORT; nothing else on loopback is reachable from
+# a pod. The kubelet, like any, sets its kernel tunables (kernel.panic=10,
+# kernel.panic_on_oops=1, vm.overcommit_memory=1) and adds its KUBE-* iptables chains.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -51,6 +54,8 @@ case "${1:-}" in
     [[ -f "${2:-}" ]] || die "node-up.sh import ARCHIVE: no archive ${2:-}"
     "${CTR[@]}" images import "$2" >/dev/null
     exit ;;
+  "") ;;
+  *) die "usage: node-up.sh [check | import ARCHIVE]" ;;
 esac
 reasons="$(missing)" || die "this machine cannot run the node; missing: $(echo "$reasons" | paste -sd ';' | sed 's/;/; /g')"
 
@@ -61,44 +66,58 @@ install_packages() {
   done
   ((${#wanted[@]})) || return 0
   log "installing ${wanted[*]}"
+  # Debian's packages would start their own containerd and a registry on :5000 of every
+  # interface where an init system runs; ours are separate processes, so theirs must not
+  # start (policy-rc.d's 101: "action not allowed").
+  local policy=/usr/sbin/policy-rc.d
+  [[ -e "$policy" ]] || { printf '#!/bin/sh\nexit 101\n' >"$policy"; chmod +x "$policy"; trap 'rm -f /usr/sbin/policy-rc.d' EXIT; }
   DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${wanted[@]}" >/dev/null 2>&1 ||
     { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${wanted[@]}" >/dev/null; }
-  # Debian's package starts a containerd of its own where systemd runs; ours is separate
-  # (its own socket and directories), so that one is left alone.
 }
 install_packages
 
 mkdir -p "$NODE_DIR"/{cni,ipam,certs.d,kubelet,pod-logs,registry,runc}
 
-BRIDGE="approval$NODE_NET"
+BRIDGE="$NODE_BRIDGE"
 POD_GATEWAY="10.244.$NODE_NET.1"
-SERVICE_IP="10.0.$NODE_NET.1"
 
 # ---- the bridge and the route to the API server ------------------------------------------
 # Made here rather than by the CNI plugin, so that route_localnet can be set on it (and on
-# nothing else) before the first pod: the DNAT to 127.0.0.1 needs it.
-if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
+# nothing else) before the first pod: the DNAT to 127.0.0.1 needs it. Its alias names the
+# state directory that owns it: another cluster's bridge is never taken over.
+if ip link show "$BRIDGE" >/dev/null 2>&1; then
+  owner="$(cat "/sys/class/net/$BRIDGE/ifalias" 2>/dev/null || true)"
+  [[ "$owner" == "$APPROVAL_STATE" ]] ||
+    die "the bridge $BRIDGE belongs to ${owner:-something else}: stop that cluster, or give this one another NODE_NET"
+else
+  for range in "10.244.$NODE_NET.0/24" "10.0.$NODE_NET.0/24"; do
+    route="$(ip -4 route show to match "${range%/*}" | grep -v '^default' || true)"
+    [[ -z "$route" ]] || die "$range is already routed on this machine ($route): give this cluster another NODE_NET"
+  done
   ip link add "$BRIDGE" type bridge
+  ip link set "$BRIDGE" alias "$APPROVAL_STATE"
   ip addr add "$POD_GATEWAY/24" dev "$BRIDGE"
 fi
 ip link set "$BRIDGE" up
 sysctl -qw "net.ipv4.conf.$BRIDGE.route_localnet=1"
-dnat=(PREROUTING -i "$BRIDGE" -d "$SERVICE_IP" -p tcp --dport 443 -j DNAT --to-destination "127.0.0.1:$APISERVER_PORT")
-iptables -t nat -C "${dnat[@]}" 2>/dev/null || iptables -t nat -A "${dnat[@]}"
-# Packets from pods to anything but this machine are dropped, whatever a pod's routes say.
-isolate=(FORWARD -i "$BRIDGE" ! -o "$BRIDGE" -j DROP)
-iptables -C "${isolate[@]}" 2>/dev/null || iptables -I "${isolate[@]}"
+node_rules
+iptables -t nat -C "${NODE_DNAT[@]}" 2>/dev/null || iptables -t nat -A "${NODE_DNAT[@]}"
+for rule in NODE_INPUT NODE_FORWARD_OUT NODE_FORWARD_IN; do
+  declare -n r="$rule"
+  iptables -C "${r[@]}" 2>/dev/null || iptables -I "${r[@]}"
+  unset -n r
+done
 
 cat >"$NODE_DIR/cni/10-approval.conflist" <<JSON
 {
   "cniVersion": "1.0.0",
   "name": "approval-$NODE_NET",
   "plugins": [{
-    "type": "bridge", "bridge": "$BRIDGE", "isGateway": true, "ipMasq": false, "hairpinMode": true,
+    "type": "bridge", "bridge": "$BRIDGE", "isGateway": false, "ipMasq": false, "hairpinMode": true,
     "ipam": {
       "type": "host-local", "dataDir": "$NODE_DIR/ipam",
       "ranges": [[{"subnet": "10.244.$NODE_NET.0/24", "gateway": "$POD_GATEWAY"}]],
-      "routes": [{"dst": "10.0.$NODE_NET.0/24"}]
+      "routes": [{"dst": "10.0.$NODE_NET.0/24", "gw": "$POD_GATEWAY"}]
     }
   }]
 }
@@ -112,11 +131,12 @@ storage: {filesystem: {rootdirectory: $NODE_DIR/registry}, delete: {enabled: tru
 http: {addr: 127.0.0.1:$REGISTRY_PORT}
 YAML
 registry_ready() { curl -fs "http://127.0.0.1:$REGISTRY_PORT/v2/" >/dev/null; }
-if ! registry_ready; then
+if ! pid_alive registry; then
   log "starting the image registry on 127.0.0.1:$REGISTRY_PORT"
   setsid nohup docker-registry serve "$NODE_DIR/registry.yml" >"$APPROVAL_STATE/logs/registry.log" 2>&1 &
   await_started registry $! 30 registry_ready
 fi
+wait_for "the registry" 30 registry_ready
 
 # ---- containerd --------------------------------------------------------------------------
 REGISTRY="127.0.0.1:$REGISTRY_PORT"
@@ -131,7 +151,8 @@ version = 2
 root = "$NODE_DIR/containerd/root"
 state = "$NODE_DIR/containerd/state"
 disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"]
+  "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper",
+  "io.containerd.internal.v1.opt"]
 [grpc]
   address = "$NODE_DIR/containerd.sock"
 [plugins."io.containerd.grpc.v1.cri"]
@@ -158,23 +179,27 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     config_path = "$NODE_DIR/certs.d"
 TOML
 containerd_ready() { "${CTR[@]}" version >/dev/null; }
-if ! pid_alive containerd || ! containerd_ready; then
+if ! pid_alive containerd; then
   log "starting containerd"
   setsid nohup containerd --config "$NODE_DIR/containerd.toml" >"$APPROVAL_STATE/logs/containerd.log" 2>&1 &
   await_started containerd $! 30 containerd_ready
 fi
+wait_for containerd 30 containerd_ready
 
 # ---- images ------------------------------------------------------------------------------
-# load ARCHIVE: into containerd and the registry (once), as $REGISTRY/<name:tag of the
-# archive, without its approval.local/ prefix>; prints that reference.
+# load ARCHIVE: into containerd and the registry as $REGISTRY/<name:tag of the archive,
+# without its approval.local/ prefix>, unless that very archive (its name is its content
+# key) is what the reference has; prints the reference.
 load() {
   local archive="$1" name ref
   name="$(tar -xOf "$archive" manifest.json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["RepoTags"][0])')"
   ref="$REGISTRY/${name#approval.local/}"
-  if ! "${CTR[@]}" images ls -q | grep -qxF "$ref"; then
+  local record; record="$NODE_DIR/loaded/$(echo "$ref" | tr '/:' '__')"
+  if [[ "$(cat "$record" 2>/dev/null)" != "$archive" ]]; then
     "${CTR[@]}" images import "$archive" >/dev/null
     "${CTR[@]}" images tag --force "$name" "$ref" >/dev/null
     "${CTR[@]}" images push --plain-http "$ref" >/dev/null
+    mkdir -p "$NODE_DIR/loaded" && echo "$archive" >"$record"
   fi
   echo "$ref"
 }
@@ -227,14 +252,19 @@ imageGCLowThresholdPercent: 99
 imagePullCredentialsVerificationPolicy: NeverVerify
 serializeImagePulls: false
 YAML
-for controller in /sys/fs/cgroup/*/; do
-  [[ -d "$controller" && "$controller" != */unified/ ]] && mkdir -p "$controller/approval-$NODE_NET"
-done
+# The kubelet wants its cgroupRoot to exist: in each v1 hierarchy, or once in v2.
+if [[ -f /sys/fs/cgroup/cgroup.controllers ]]; then
+  mkdir -p "/sys/fs/cgroup/approval-$NODE_NET"
+else
+  for controller in /sys/fs/cgroup/*/; do
+    [[ "$controller" == */unified/ ]] || mkdir -p "$controller/approval-$NODE_NET"
+  done
+fi
 kubelet_ready() { curl -fsS "http://127.0.0.1:$KUBELET_HEALTHZ_PORT/healthz" >/dev/null; }
 node_ready() {
   kubectl_admin get node localhost -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' | grep -qx True
 }
-if ! pid_alive kubelet || ! kubelet_ready; then
+if ! pid_alive kubelet; then
   log "starting the kubelet"
   setsid nohup "$(tool_path kubelet)" --config "$NODE_DIR/kubelet.yaml" \
     --kubeconfig "$APPROVAL_STATE/node.kubeconfig" --root-dir "$NODE_DIR/kubelet" \
@@ -242,24 +272,29 @@ if ! pid_alive kubelet || ! kubelet_ready; then
     >"$APPROVAL_STATE/logs/kubelet.log" 2>&1 &
   await_started kubelet $! 60 kubelet_ready
 fi
+wait_for "the kubelet" 60 kubelet_ready
 wait_for "node localhost to be Ready" 90 node_ready || { tail -30 "$APPROVAL_STATE/logs/kubelet.log" >&2; exit 1; }
 
 # ---- Tekton's webhook, as a pod ----------------------------------------------------------
 TEKTON="$(tekton_module_dir)/config"
-if ! kubectl_admin -n tekton-pipelines get deployment tekton-pipelines-webhook >/dev/null 2>&1; then
-  log "installing Tekton's webhook"
-  for file in 200-serviceaccount 200-clusterrole 200-role 201-clusterrolebinding 201-rolebinding \
-      config-leader-election-webhook 500-webhooks; do
-    kubectl_admin apply -f "$TEKTON/$file.yaml" >/dev/null
-  done
-  sed "s|ko://github.com/tektoncd/pipeline/cmd/webhook|$TEKTON_WEBHOOK_IMAGE|" \
-    "$TEKTON/webhook.yaml" | kubectl_admin apply -f - >/dev/null
-fi
+log "installing Tekton's webhook"
+for file in 200-serviceaccount 200-clusterrole 200-role 201-clusterrolebinding 201-rolebinding \
+    config-leader-election-webhook 500-webhooks; do
+  kubectl_admin apply -f "$TEKTON/$file.yaml" >/dev/null
+done
+sed "s|ko://github.com/tektoncd/pipeline/cmd/webhook|$TEKTON_WEBHOOK_IMAGE|" \
+  "$TEKTON/webhook.yaml" | kubectl_admin apply -f - >/dev/null
+# Ready means admitting: a TaskRun passes its defaulting and validation (server-side dry
+# run), through the Service, with the CA the webhook injected.
 tekton_webhook_ready() {
-  kubectl_admin -n tekton-pipelines get deployment tekton-pipelines-webhook \
-    -o jsonpath='{.status.readyReplicas}' | grep -qx 1 &&
-  kubectl_admin get validatingwebhookconfiguration validation.webhook.pipeline.tekton.dev \
-    -o jsonpath='{.webhooks[0].clientConfig.caBundle}' | grep -q .
+  kubectl_admin create --dry-run=server -o name -f - >/dev/null <<YAML
+apiVersion: tekton.dev/v1
+kind: TaskRun
+metadata: {name: webhook-ready, namespace: default}
+spec:
+  taskSpec:
+    steps: [{name: ready, image: "$BUSYBOX_IMAGE", script: "true"}]
+YAML
 }
 wait_for "Tekton's webhook" 120 tekton_webhook_ready ||
   { kubectl_admin -n tekton-pipelines get pods -o wide >&2; exit 1; }

@@ -18,25 +18,34 @@ pub fn step_image() -> Option<String> {
         .filter(|image| !image.is_empty())
 }
 
-/// Whether the suite must have the node: under CI a missing node fails the scenarios that
-/// need one instead of skipping them.
+/// Whether the suite must have the node (as cluster-up.sh decides it): there a missing node
+/// fails the scenarios that need one instead of skipping them.
 pub fn node_required() -> bool {
     std::env::var("CI").is_ok_and(|ci| ci == "true")
+        || std::env::var("APPROVAL_REQUIRE_NODE").is_ok_and(|v| v == "1")
 }
 
-/// The step image, or `None` after saying loudly that `scenario` is skipped for want of a
-/// node. Under CI it panics instead: there a missing node is a failure, never a skip.
+/// The step image, or `None` for a scenario that cannot run without a node: it is recorded
+/// as skipped in `logs/e2e-skipped.txt`, which e2e.sh prints and counts (a test's own
+/// output is captured). Where the node is required it panics instead.
 pub fn node_or_skip(scenario: &str) -> Option<String> {
     let image = step_image();
     if image.is_none() {
         assert!(
             !node_required(),
-            "{scenario} needs the node, and CI=true: the control plane came up without one \
-             (cluster-up.sh said why)"
+            "{scenario} needs the node, and the node is required here: the control plane \
+             came up without one (cluster-up.sh said why)"
         );
-        eprintln!(
-            "e2e: SKIPPED {scenario}: the control plane has no node (cluster-up.sh said why)"
-        );
+        if let Ok(state) = std::env::var("APPROVAL_STATE") {
+            use std::io::Write as _;
+            let mut skipped = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(format!("{state}/logs/e2e-skipped.txt"))
+                .expect("recording a skipped scenario");
+            writeln!(skipped, "SKIPPED {scenario}: the control plane has no node")
+                .expect("recording a skipped scenario");
+        }
     }
     image
 }
@@ -53,21 +62,12 @@ pub fn work_task(name: &str, run_after: &[&str], params: Value) -> Value {
     task
 }
 
-/// The step reads string params from environment variables, never from its script's text:
-/// values carry quotes and brackets that would otherwise be shell code. Array params (a
+/// String params reach the step as environment variables, never through its script's text:
+/// values carry quotes and brackets that would otherwise be shell code. An array param (a
 /// reference ending in `[*]`, as a gate's `approvedBy`, `rejectedBy` and `comments` are
-/// used) come as arguments, each after a marker, as `samples/` passes them; the step writes
-/// them back as a JSON array, which is what the `Noop` runner echoes for them too.
-/// Sorts the step's arguments into a file per array param: `--param-N` starts param N.
-const COLLECT_ARRAYS: &str = r#"arrays=$(mktemp -d)
-for arg in "$@"; do
-  case "$arg" in
-    --param-*) current="$arrays/${arg#--param-}"; : > "$current" ;;
-    *) printf '%s\n' "$arg" >> "$current" ;;
-  esac
-done
-"#;
-
+/// used) gets a step of its own whose arguments are its elements, the way `samples/` pass
+/// them; that step writes them back as a JSON array, which is what the `Noop` runner echoes
+/// for an array too.
 fn work_task_spec(name: &str, params: &Value, image: &str) -> Value {
     let params: Vec<(&str, bool)> = params
         .as_array()
@@ -78,26 +78,37 @@ fn work_task_spec(name: &str, params: &Value, image: &str) -> Value {
             Some((p["name"].as_str()?, is_array))
         })
         .collect();
-    let mut script = format!(
-        "#!/bin/sh\nset -eu\necho \"{name}: running in pod $(hostname)\"\n{COLLECT_ARRAYS}"
+    assert!(
+        params
+            .iter()
+            .all(|(p, _)| p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')),
+        "param names of a work task are letters, digits and dashes: {params:?}"
     );
-    let (mut env, mut args) = (Vec::new(), Vec::new());
+    let mut script = format!("#!/bin/sh\nset -eu\necho \"{name}: running in pod $(hostname)\"\n");
+    let mut env = Vec::new();
+    let mut steps = Vec::new();
     for (i, (param, is_array)) in params.iter().enumerate() {
         if *is_array {
-            args.push(format!("--param-{i}"));
-            args.push(format!("$(params.{param}[*])"));
-            // One element per line, each quoted and escaped for JSON.
-            script.push_str(&format!(
-                r#"PARAM_{i}="[$(sed 's/[\\"]/\\&/g; s/.*/"&"/' "$arrays/{i}" | paste -sd, -)]""#
-            ));
-            script.push('\n');
+            steps.push(json!({
+                "name": format!("array-{i}"),
+                "image": image,
+                "args": [format!("$(params.{param}[*])")],
+                "script": format!(
+                    "#!/bin/sh\nset -eu\n{JSON_ARRAY_OF_ARGS}echo \"{name}: {param}=$json\"\n\
+                     printf '%s' \"$json\" > $(results.{param}.path)\n"
+                ),
+            }));
         } else {
             env.push(json!({"name": format!("PARAM_{i}"), "value": format!("$(params.{param})")}));
+            script.push_str(&format!(
+                "echo \"{name}: {param}=$PARAM_{i}\"\nprintf '%s' \"$PARAM_{i}\" > $(results.{param}.path)\n"
+            ));
         }
-        script.push_str(&format!(
-            "echo \"{name}: {param}=$PARAM_{i}\"\nprintf '%s' \"$PARAM_{i}\" > $(results.{param}.path)\n"
-        ));
     }
+    steps.insert(
+        0,
+        json!({"name": "run", "image": image, "env": env, "script": script}),
+    );
     let declared = |kind_of: fn(bool) -> &'static str| -> Vec<Value> {
         params
             .iter()
@@ -107,18 +118,56 @@ fn work_task_spec(name: &str, params: &Value, image: &str) -> Value {
     json!({
         "params": declared(|is_array| if is_array { "array" } else { "string" }),
         "results": declared(|_| "string"),
-        "steps": [{"name": "run", "image": image, "env": env, "args": args, "script": script}],
+        "steps": steps,
     })
 }
+
+/// Sets `json` to the step's arguments as a JSON array of strings: backslashes, quotes,
+/// tabs, carriage returns and newlines escaped (busybox's sed; `:a;N;$!ba` joins lines).
+const JSON_ARRAY_OF_ARGS: &str = r#"json=""
+for element in "$@"; do
+  escaped="$(printf '%s' "$element" | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/\t/\\t/g' -e 's/\r/\\r/g' | sed -e ':a' -e 'N' -e '$!ba' -e 's/\n/\\n/g')"
+  json="${json:+$json,}\"$escaped\""
+done
+json="[$json]"
+"#;
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The step's script, run here by the machine's sh the way the step's sh runs it:
-    /// Tekton's substitutions done by hand.
+    /// Runs a step's script the way the step's busybox sh runs it, with Tekton's
+    /// substitutions done by hand; returns its output.
+    fn run_step(
+        step: &Value,
+        args: &[&str],
+        env: &[(&str, &str)],
+        results: &std::path::Path,
+    ) -> String {
+        let mut script = step["script"]
+            .as_str()
+            .unwrap()
+            .replace("$(hostname)", "test");
+        for name in ["artifact", "approved-by", "comments"] {
+            let path = results.join(name);
+            script = script.replace(&format!("$(results.{name}.path)"), path.to_str().unwrap());
+        }
+        let output = std::process::Command::new("/bin/busybox")
+            .args(["sh", "-c", &script, "sh"])
+            .args(args)
+            .envs(env.iter().copied())
+            .output()
+            .expect("busybox: e2e/scripts/images.sh installs Debian's busybox-static");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
+
     #[test]
-    fn the_step_echoes_string_and_array_params_as_the_noop_runner_does() {
+    fn the_steps_echo_string_and_array_params_as_the_noop_runner_does() {
         let spec = work_task_spec(
             "deploy",
             &json!([
@@ -132,46 +181,34 @@ mod tests {
             spec["params"][1],
             json!({"name": "approved-by", "type": "array"})
         );
+        let steps = spec["steps"].as_array().unwrap();
+        assert_eq!(steps.len(), 3, "one step for the strings, one per array");
+        assert_eq!(steps[1]["args"], json!(["$(params.approved-by[*])"]));
         let results = tempfile::tempdir().unwrap();
-        let step = &spec["steps"][0];
-        let mut script = step["script"]
-            .as_str()
-            .unwrap()
-            .replace("$(hostname)", "test");
-        for name in ["artifact", "approved-by", "comments"] {
-            let path = results.path().join(name);
-            script = script.replace(&format!("$(results.{name}.path)"), path.to_str().unwrap());
-        }
-        let mut args: Vec<String> = Vec::new();
-        for arg in step["args"].as_array().unwrap() {
-            match arg.as_str().unwrap() {
-                "$(params.approved-by[*])" => {
-                    args.extend(["alice".into(), r#"bob "the" \builder"#.into()])
-                }
-                "$(params.comments[*])" => {}
-                other => args.push(other.into()),
-            }
-        }
-        let output = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(&script)
-            .arg("sh")
-            .args(&args)
-            .env("PARAM_0", "app.tar")
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
         let read = |name: &str| std::fs::read_to_string(results.path().join(name)).unwrap();
-        assert_eq!(read("artifact"), "app.tar");
+
+        let out = run_step(
+            &steps[0],
+            &[],
+            &[("PARAM_0", "app \"1\".tar $(x)")],
+            results.path(),
+        );
+        assert_eq!(read("artifact"), "app \"1\".tar $(x)");
+        assert!(out.contains("deploy: artifact=app \"1\".tar $(x)"), "{out}");
+
+        let awkward = [
+            "alice",
+            r#"bob "the" \builder"#,
+            "line one\nline two\ttab",
+            "--param-1",
+            "",
+        ];
+        run_step(&steps[1], &awkward, &[], results.path());
         let approved: Vec<String> = serde_json::from_str(&read("approved-by")).unwrap();
-        assert_eq!(approved, ["alice", r#"bob "the" \builder"#]);
+        assert_eq!(approved, awkward);
+
+        run_step(&steps[2], &[], &[], results.path());
         assert_eq!(read("comments"), "[]");
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(stdout.contains("deploy: artifact=app.tar"), "{stdout}");
     }
 }
 

@@ -63,6 +63,16 @@ async fn config_applied_with_kubectl_apply_k_runs_gates_and_fails_over_between_p
         .await
         .expect("the webhook's TLS Secret");
     let ca = tls.data.as_ref().unwrap()["ca.crt"].0.clone();
+    // Injected by the webhook's maintenance loop, which may run just after readiness.
+    wait_until("the caBundle injected", || async {
+        let registration = webhooks.get("approval.tekton.dev").await.unwrap();
+        registration
+            .webhooks
+            .unwrap_or_default()
+            .iter()
+            .all(|w| w.client_config.ca_bundle.is_some())
+    })
+    .await;
     let registration = webhooks.get("approval.tekton.dev").await.unwrap();
     for webhook in registration.webhooks.unwrap() {
         let client = webhook.client_config;
@@ -92,15 +102,17 @@ async fn config_applied_with_kubectl_apply_k_runs_gates_and_fails_over_between_p
 
     approve_a_release(&s, "release").await;
 
-    // SIGTERM to the leader (what a rollout or a drain does): the other replica leads, and
-    // the Deployment replaces the pod.
+    // SIGTERM to the leader (what a rollout or a drain does): another replica leads (the
+    // other one, or the replacement the Deployment starts, whichever takes the released
+    // Lease first), and the next gate is decided as before.
     pods.delete(&leader, &DeleteParams::default())
         .await
         .expect("deleting the leader");
-    wait_until("the other controller pod to take the Lease", || async {
+    wait_until("another controller pod to take the Lease", || async {
+        let current = pod_names(&pods, &controllers).await;
         s.lease_holder()
             .await
-            .is_some_and(|h| h != leader && controller_pods.contains(&h))
+            .is_some_and(|h| h != leader && current.contains(&h))
     })
     .await;
     approve_a_release(&s, "after-failover").await;
