@@ -305,13 +305,13 @@ impl Scenario {
         outcome
     }
 
-    /// What the step of TaskRun pod `pod` printed, read as `kubectl logs` reads it (the
-    /// API server asks the kubelet).
+    /// What the containers of TaskRun pod `pod` printed (every step, and Tekton's init
+    /// containers), read as `kubectl logs` reads it: the API server asks the kubelet.
     pub async fn pod_log(&self, pod: &str) -> String {
         let kubectl = std::env::var("APPROVAL_E2E_KUBECTL").unwrap_or_else(|_| "kubectl".into());
         command_output(
             &kubectl,
-            &["-n", &self.namespace, "logs", pod, "-c", "step-run"],
+            &["-n", &self.namespace, "logs", pod, "--all-containers"],
         )
         .await
         .unwrap_or_else(|e| panic!("reading the log of pod {pod}: {e:#}"))
