@@ -200,6 +200,22 @@ impl Scenario {
         .await
     }
 
+    /// Waits until the PipelineRun `name`'s status lists the child run `child`.
+    pub async fn wait_pipelinerun_lists_child(&self, name: &str, child: &str) -> DynamicObject {
+        let child = child.to_string();
+        let condition = move |run: Option<&DynamicObject>| {
+            run.and_then(|r| r.data["status"]["childReferences"].as_array().cloned())
+                .is_some_and(|children| children.iter().any(|c| c["name"] == child.as_str()))
+        };
+        self.wait(
+            self.pipelineruns(),
+            name,
+            "the PipelineRun's status to list its child",
+            condition,
+        )
+        .await
+    }
+
     /// Waits until the PipelineRun `name` has a Succeeded condition of any kind: Tekton has
     /// validated it and started (Running) or ended it.
     pub async fn wait_pipelinerun_running_or_done(&self, name: &str) -> DynamicObject {
