@@ -216,9 +216,8 @@ mod tests {
 /// it (`<pipelinerun>-<task>`).
 #[derive(Debug)]
 pub struct TaskOutcome {
-    /// `Succeeded` condition's status and reason.
+    /// The `Succeeded` condition's status.
     pub status: String,
-    pub reason: String,
     pub results: BTreeMap<String, String>,
     /// The TaskRun's pod, when it ran one.
     pub pod: Option<String>,
@@ -265,7 +264,6 @@ impl Scenario {
                 .collect();
             return Some(TaskOutcome {
                 status: condition["status"].as_str().unwrap_or_default().into(),
-                reason: condition["reason"].as_str().unwrap_or_default().into(),
                 results,
                 pod: status["podName"].as_str().map(String::from),
             });
@@ -276,13 +274,12 @@ impl Scenario {
             .await
             .expect("reading a CustomRun")?;
         let status = run.status.unwrap_or_default();
-        let (condition_status, reason) = status
+        let condition_status = status
             .succeeded()
-            .map(|c| (c.status.clone(), c.reason.clone()))
+            .map(|c| c.status.clone())
             .unwrap_or_default();
         Some(TaskOutcome {
             status: condition_status,
-            reason,
             results: status
                 .results
                 .into_iter()
