@@ -54,8 +54,12 @@ chaos: build ## the chaos scenario alone, long: 300 gates (make test runs it wit
 	CHAOS_GATES=$${CHAOS_GATES:-300} E2E_TEST=chaos $(E2E_PORTS) APPROVAL_STATE=$(E2E_STATE) $(SCRIPTS)/e2e.sh
 
 .PHONY: bench
-bench: ## benchmarks vs manual-approval-gate on a dedicated control plane -> BENCHMARKS.md (long; not in test)
+bench: ## benchmarks vs manual-approval-gate, 3 alternating runs, fresh control planes -> BENCHMARKS.md, bench/ (about an hour; not in test)
 	$(SCRIPTS)/bench.sh
+
+.PHONY: bench-large
+bench-large: ## make bench with the memory steps beyond N up to 100,000 waiting gates (longer still)
+	BENCH_BEYOND=30000,100000 $(SCRIPTS)/bench.sh
 
 .PHONY: cluster-up
 cluster-up: build ## start (or keep) the local control plane and our controller

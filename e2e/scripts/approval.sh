@@ -23,6 +23,9 @@ source "$(dirname "$0")/lib.sh"
 BIN="${APPROVAL_BIN:-$REPO_DIR/target/debug/approval-controller}"
 PKI="$APPROVAL_STATE/pki"
 CONTROLLER_USERNAME=system:serviceaccount:tekton-approval:approval-controller
+# The controller's and webhook's credentials: by default a client certificate in that name;
+# `make bench` passes a ServiceAccount token's (APPROVAL_CONTROLLER_KUBECONFIG).
+CONTROLLER_KUBECONFIG="${APPROVAL_CONTROLLER_KUBECONFIG:-$APPROVAL_STATE/controller.kubeconfig}"
 
 install() {
   # Everything of config/ but the Deployment, Service and in-cluster webhook registration.
@@ -59,7 +62,7 @@ start_one() {
       # Notifications as the ConfigMap and Secret mounts would give them: files a scenario
       # writes (read again for every delivery).
       mkdir -p "$APPROVAL_STATE/notifications/config" "$APPROVAL_STATE/notifications/secrets"
-      args=(--components controller --kubeconfig "$APPROVAL_STATE/controller.kubeconfig"
+      args=(--components controller --kubeconfig "$CONTROLLER_KUBECONFIG"
             --probe-addr "127.0.0.1:$port" --instance "$instance" --leader-election true
             --notifications-config "$APPROVAL_STATE/notifications/config"
             --notifications-secrets "$APPROVAL_STATE/notifications/secrets") ;;
@@ -79,7 +82,7 @@ start_one() {
       # account for both in config/). After SIGTERM it stays in the balancer's rotation
       # for at most its 200 ms poll: a 1 s drain delay covers it.
       args=(--components webhook --webhook-addr "127.0.0.1:$listen" --drain-delay 1s
-            --kubeconfig "$APPROVAL_STATE/controller.kubeconfig"
+            --kubeconfig "$CONTROLLER_KUBECONFIG"
             --tls-cert-file "$PKI/webhook.crt" --tls-key-file "$PKI/webhook.key"
             --probe-addr "127.0.0.1:$port" --controller-username "$CONTROLLER_USERNAME") ;;
     ui)

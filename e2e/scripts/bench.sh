@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
 # `make bench`: the same workloads against our controller (release build) and against
-# OpenShift's manual-approval-gate, one after the other on one dedicated local control
-# plane (its own state and ports, so a `make run` or `make e2e` cluster is never touched).
-# The workloads themselves are the Rust driver e2e/src/bin/bench.rs; this script builds,
-# starts and stops the systems, and renders BENCHMARKS.md from bench/results.json.
+# OpenShift's manual-approval-gate (MAG), in runs that alternate between the two (ours 1,
+# MAG 1, ours 2, ...). Every run has a control plane of its own, started from an empty etcd,
+# with its own state and ports (a `make run` or `make e2e` cluster is never touched). The
+# workloads are the Rust driver e2e/src/bin/bench; this script builds, starts and pins the
+# processes, and renders BENCHMARKS.md, bench/results.json and bench/*.svg from the runs'
+# raw records in bench/runs/.
 #
-#   BENCH_SIZES="1000 10000"   gate counts (default both)
-#   BENCH_SYSTEMS="ours mag"   systems (default both, in this order)
-#   BENCH_STATE=DIR            the cluster's state (default $APPROVAL_CACHE/bench-cluster)
+#   BENCH_RUNS=3              runs of each system
+#   BENCH_SYSTEMS="ours mag"  systems, in this order within a run
+#   BENCH_GATES=10000         gates waiting during the steady-state workloads
+#   BENCH_LADDER=0,1000,10000 memory steps up to BENCH_GATES
+#   BENCH_BEYOND=30000        memory steps after the workloads, in each system's first run
+#                             (`make bench-large`: 30000,100000)
+#   BENCH_DRIVER_ARGS=...     more arguments for the driver (e.g. --decisions 200)
+#   BENCH_STATE=DIR           the clusters' state (default $APPROVAL_CACHE/bench-cluster)
 set -euo pipefail
 
 # A port set of its own: nothing in lib.sh's defaults or the Makefile's E2E_PORTS.
@@ -20,9 +27,12 @@ export APPROVAL_STATE="${BENCH_STATE:-${APPROVAL_CACHE:-${XDG_CACHE_HOME:-$HOME/
 source "$(dirname "$0")/lib.sh"
 
 SCRIPTS="$E2E_DIR/scripts"
-SIZES="${BENCH_SIZES:-1000 10000}"
+RUNS="${BENCH_RUNS:-3}"
 SYSTEMS="${BENCH_SYSTEMS:-ours mag}"
-RESULTS="$REPO_DIR/bench/results.json"
+GATES="${BENCH_GATES:-10000}"
+LADDER="${BENCH_LADDER:-0,1000,10000}"
+BEYOND="${BENCH_BEYOND-30000}"
+RECORDS="$REPO_DIR/bench/runs"
 # Less logging than `make run`: a debug line per reconcile of 10,000 gates measures the log.
 export RUST_LOG="${RUST_LOG:-info}"
 export APPROVAL_BIN="$REPO_DIR/target/release/approval-controller"
@@ -30,22 +40,44 @@ export APPROVAL_BIN="$REPO_DIR/target/release/approval-controller"
 # only Tekton creates gates).
 export APPROVAL_DIRECT_GATE_CREATORS=approval-e2e-admin
 DRIVER="$REPO_DIR/target/release/bench"
+COMMIT="$(git -C "$REPO_DIR" rev-parse --short HEAD)"
+
+# CPU pinning: the control plane and the driver share CPU 0, the system under test has CPU 1
+# to itself (its controller, webhook and the Python balancer in front of our webhook). On a
+# machine with one CPU nothing is pinned.
+# ON_CONTROL / ON_SYSTEM prefix a command; pin_control moves running processes (all threads).
+if (($(nproc) >= 2)); then
+  ON_CONTROL="taskset -c 0" ON_SYSTEM="taskset -c 1"
+  PINNING="etcd, kube-apiserver, kube-controller-manager, kube-scheduler and the driver on CPU 0; the system under test on CPU 1"
+  pin_control() { local pid; for pid in "$@"; do taskset -a -cp 0 "$pid" >/dev/null; done; }
+else
+  ON_CONTROL="" ON_SYSTEM=""
+  PINNING="none (one CPU)"
+  pin_control() { :; }
+fi
 
 log "building our controller and the driver (release)"
 (cd "$REPO_DIR" && cargo build --locked --release --bins && cargo build --locked --release -p approval-e2e --bin bench)
-"$SCRIPTS/build-tools.sh" etcd kube-apiserver kubectl tekton-controller mag-controller mag-webhook
+"$SCRIPTS/build-tools.sh" etcd kube-apiserver kubectl kube-controller-manager kube-scheduler \
+  tekton-controller mag-controller mag-webhook
 
-"$SCRIPTS/cluster-down.sh" --purge >/dev/null 2>&1 || true
 trap '"$SCRIPTS/cluster-down.sh" >/dev/null 2>&1 || true' EXIT
-"$SCRIPTS/cluster-up.sh" >/dev/null
-# Gates are created directly, no PipelineRun: Tekton's controller has nothing to do here but
-# would still spend the shared CPUs.
-kill "$(cat "$APPROVAL_STATE/run/tekton-controller.pid")"
-rm -f "$APPROVAL_STATE/run/tekton-controller.pid"
+rm -rf "$RECORDS" && mkdir -p "$RECORDS"
 export KUBECONFIG="$APPROVAL_STATE/kubeconfig"
 
-# The approver of every gate: may decide on runs (ours) and ApprovalTasks (theirs).
-kubectl_admin apply -f - >/dev/null <<'RBAC'
+# fresh_cluster: a control plane from an empty etcd, pinned, without Tekton's controller
+# (gates are created directly: it would have nothing to do but spend the shared CPUs).
+fresh_cluster() {
+  "$SCRIPTS/cluster-down.sh" --purge >/dev/null 2>&1 || true
+  "$SCRIPTS/cluster-up.sh" >/dev/null
+  stop_process tekton-controller
+  local run="$APPROVAL_STATE/run" pids=() name
+  for name in etcd kube-apiserver kube-controller-manager kube-scheduler; do
+    [[ -f "$run/$name.pid" ]] && pids+=("$(cat "$run/$name.pid")")
+  done
+  pin_control "${pids[@]}"
+  # The approver of every gate: may decide on runs (ours) and ApprovalTasks (theirs).
+  kubectl_admin apply -f - >/dev/null <<'RBAC'
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRole
 metadata: {name: bench-approver}
@@ -64,60 +96,61 @@ roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: bench-ap
 subjects:
 - {apiGroup: rbac.authorization.k8s.io, kind: User, name: bench-approver}
 RBAC
+}
 
-# start_system SYSTEM / stop_system SYSTEM: only one system's webhook is registered at a time.
-start_system() {
-  case "$1" in
-    ours) "$SCRIPTS/mag.sh" uninstall; "$SCRIPTS/approval.sh" start ;;
-    mag)
-      kubectl_admin delete -f "$REPO_DIR/config/400-webhook.yaml" --ignore-not-found >/dev/null
-      "$SCRIPTS/mag.sh" start ;;
-  esac
-}
-stop_system() {
-  case "$1" in
-    ours) "$SCRIPTS/approval.sh" stop; "$SCRIPTS/approval.sh" stop controller-2 ;;
-    mag) "$SCRIPTS/mag.sh" stop ;;
-  esac
-}
-# system_args SYSTEM: sets `args`, how the driver finds, kills and restarts its processes.
-# RSS counts one replica of each Deployment (ours runs a second webhook replica behind the
-# balancer, and a follower controller for the failover workload: reported on their own).
+# system_args SYSTEM: sets `args`, how the driver starts, stops, kills and finds the system.
+# Memory counts one replica of each part: ours runs a second webhook replica behind the
+# balancer (as approval.sh always does), which is left out.
 system_args() {
-  local run="$APPROVAL_STATE/run"
+  local run="$APPROVAL_STATE/run" logs="$APPROVAL_STATE/logs"
+  args=(--control-plane-pid "etcd=$run/etcd.pid" --control-plane-pid "kube-apiserver=$run/kube-apiserver.pid"
+    --etcd-metrics "http://127.0.0.1:$ETCD_PORT/metrics")
   case "$1" in
     ours)
-      args=(--pid "controller=$run/approval-controller.pid" --pid "webhook=$run/approval-webhook.pid"
-        --ready-command "curl -fsS http://127.0.0.1:$CONTROLLER_PROBE_PORT/readyz"
-        --kill-controller "$SCRIPTS/approval.sh kill controller"
-        --start-controller "$SCRIPTS/approval.sh start controller"
-        --start-follower "$SCRIPTS/approval.sh start controller-2"
-        --follower-pid "$run/approval-controller-2.pid") ;;
+      # Both systems as ServiceAccounts with their own RBAC, by TokenRequest tokens.
+      kubectl_admin apply -f "$REPO_DIR/config/100-namespace.yaml" -f "$REPO_DIR/config/200-serviceaccount.yaml" >/dev/null
+      token_kubeconfig "$APPROVAL_STATE/bench-controller.kubeconfig" tekton-approval approval-controller
+      export APPROVAL_CONTROLLER_KUBECONFIG="$APPROVAL_STATE/bench-controller.kubeconfig"
+      local approval="$SCRIPTS/approval.sh"
+      args+=(--pid "controller=$run/approval-controller.pid" --pid "webhook=$run/approval-webhook.pid"
+        --start-system "$ON_SYSTEM $approval start"
+        --stop-controller "$approval stop controller"
+        --kill-controller "$approval kill controller"
+        --start-controller "$ON_SYSTEM $approval start controller"
+        --start-follower "$ON_SYSTEM $approval start controller-2"
+        --follower-pid "$run/approval-controller-2.pid"
+        --leases tekton-approval/approval-controller
+        --log "$logs/approval-controller.log" --log "$logs/approval-controller-2.log" --log "$logs/approval-webhook.log") ;;
     mag)
-      args=(--pid "controller=$run/mag-controller.pid" --pid "webhook=$run/mag-webhook.pid"
-        --ready-command "$SCRIPTS/mag.sh ready controller"
-        --kill-controller "$SCRIPTS/mag.sh kill controller"
-        --start-controller "$SCRIPTS/mag.sh start controller") ;;
+      local mag="$SCRIPTS/mag.sh"
+      args+=(--pid "controller=$run/mag-controller.pid" --pid "webhook=$run/mag-webhook.pid"
+        --start-system "$ON_SYSTEM $mag start"
+        --stop-controller "$mag stop controller"
+        --kill-controller "$mag kill controller"
+        --start-controller "$ON_SYSTEM $mag start controller"
+        --start-follower "$ON_SYSTEM $mag start controller-2"
+        --follower-pid "$run/mag-controller-2.pid"
+        --leases tekton-pipelines/manual-approval-gate-controller.
+        --log "$logs/mag-controller.log" --log "$logs/mag-controller-2.log" --log "$logs/mag-webhook.log") ;;
   esac
 }
 
-for n in $SIZES; do
+for ((run = 1; run <= RUNS; run++)); do
   for system in $SYSTEMS; do
-    namespace="bench-$system-$n"
-    log "$system, N=$n: starting"
-    start_system "$system"
-    kubectl_admin create namespace "$namespace" >/dev/null
+    log "$system, run $run of $RUNS: a fresh control plane"
+    fresh_cluster
+    kubectl_admin create namespace bench >/dev/null
     system_args "$system"
-    "$DRIVER" run --system "$system" --gates "$n" --namespace "$namespace" --results "$RESULTS" \
-      --commit "$(git -C "$REPO_DIR" rev-parse --short HEAD)" "${args[@]}"
-    # Rendered after every run, so that a long N=10,000 run that is interrupted keeps the rest.
-    "$DRIVER" report --results "$RESULTS" --analysis "$REPO_DIR/bench/analysis.md" --out "$REPO_DIR/BENCHMARKS.md"
-    stop_system "$system"
-    # No kube-controller-manager here: a namespace would never finish terminating and
-    # nothing collects garbage, so the driver's objects are deleted explicitly.
-    kubectl_admin delete customruns --all -n "$namespace" --wait=false >/dev/null
-    [[ "$system" == mag ]] && kubectl_admin delete approvaltasks --all -n "$namespace" --wait=false >/dev/null
+    beyond=""
+    ((run == 1)) && beyond="$BEYOND"
+    # shellcheck disable=SC2086 # ON_CONTROL and BENCH_DRIVER_ARGS are lists of words
+    $ON_CONTROL "$DRIVER" run --system "$system" --run "$run" --namespace bench \
+      --out "$RECORDS/$system-$run.json" --commit "$COMMIT" --pinning "$PINNING" \
+      --gates "$GATES" --ladder "$LADDER" --beyond "$beyond" "${args[@]}" ${BENCH_DRIVER_ARGS:-}
+    # Rendered after every run, so that an interrupted `make bench` keeps what it measured.
+    "$DRIVER" report --runs "$RECORDS" --analysis "$REPO_DIR/bench/analysis.md" \
+      --out-dir "$REPO_DIR/bench" --out "$REPO_DIR/BENCHMARKS.md"
   done
 done
-
-log "results in $RESULTS and $REPO_DIR/BENCHMARKS.md"
+"$SCRIPTS/cluster-down.sh" --purge >/dev/null 2>&1 || true
+log "results: $REPO_DIR/BENCHMARKS.md, bench/results.json, bench/*.svg, raw records in $RECORDS"

@@ -89,6 +89,30 @@ kubectl_admin() {
   "$(tool_path kubectl)" --kubeconfig "$APPROVAL_STATE/kubeconfig" "$@"
 }
 
+# token_kubeconfig FILE NAMESPACE SERVICEACCOUNT: a kubeconfig that authenticates with a
+# token of that ServiceAccount (TokenRequest, 48 h), as a pod of it would: `make bench` runs
+# both systems so, under their own RBAC.
+token_kubeconfig() {
+  local token; token="$(kubectl_admin create token "$3" -n "$2" --duration 48h)"
+  (umask 077; cat >"$1" <<KUBECONFIG
+apiVersion: v1
+kind: Config
+clusters:
+- name: approval-e2e
+  cluster:
+    server: https://127.0.0.1:$APISERVER_PORT
+    certificate-authority: $APPROVAL_STATE/pki/ca.crt
+users:
+- name: $3
+  user: {token: $token}
+contexts:
+- name: approval-e2e
+  context: {cluster: approval-e2e, user: $3}
+current-context: approval-e2e
+KUBECONFIG
+  )
+}
+
 # wait_for DESCRIPTION SECONDS COMMAND...: retries COMMAND until it succeeds
 wait_for() {
   local what="$1" seconds="$2"; shift 2
