@@ -119,7 +119,8 @@ system_args() {
         --start-controller "$ON_SYSTEM $approval start controller"
         --start-follower "$ON_SYSTEM $approval start controller-2"
         --follower-pid "$run/approval-controller-2.pid"
-        --leases tekton-approval/approval-controller
+        --controller-log "$logs/approval-controller.log" --follower-log "$logs/approval-controller-2.log"
+        --synced-pattern "watch caches synced: ready" --leading-pattern "leading: reconciling gates"
         --log "$logs/approval-controller.log" --log "$logs/approval-controller-2.log" --log "$logs/approval-webhook.log") ;;
     mag)
       local mag="$SCRIPTS/mag.sh"
@@ -130,7 +131,8 @@ system_args() {
         --start-controller "$ON_SYSTEM $mag start controller"
         --start-follower "$ON_SYSTEM $mag start controller-2"
         --follower-pid "$run/mag-controller-2.pid"
-        --leases tekton-pipelines/manual-approval-gate-controller.
+        --controller-log "$logs/mag-controller.log" --follower-log "$logs/mag-controller-2.log"
+        --synced-pattern "Starting controllers..." --leading-pattern "successfully acquired lease"
         --log "$logs/mag-controller.log" --log "$logs/mag-controller-2.log" --log "$logs/mag-webhook.log") ;;
   esac
 }
@@ -141,12 +143,12 @@ for ((run = 1; run <= RUNS; run++)); do
     fresh_cluster
     kubectl_admin create namespace bench >/dev/null
     system_args "$system"
-    beyond=""
-    ((run == 1)) && beyond="$BEYOND"
+    beyond=()
+    ((run == 1)) && [[ "$BEYOND" ]] && beyond=(--beyond "$BEYOND")
     # shellcheck disable=SC2086 # ON_CONTROL and BENCH_DRIVER_ARGS are lists of words
     $ON_CONTROL "$DRIVER" run --system "$system" --run "$run" --namespace bench \
       --out "$RECORDS/$system-$run.json" --commit "$COMMIT" --pinning "$PINNING" \
-      --gates "$GATES" --ladder "$LADDER" --beyond "$beyond" "${args[@]}" ${BENCH_DRIVER_ARGS:-}
+      --gates "$GATES" --ladder "$LADDER" "${beyond[@]}" "${args[@]}" ${BENCH_DRIVER_ARGS:-}
     # Rendered after every run, so that an interrupted `make bench` keeps what it measured.
     "$DRIVER" report --runs "$RECORDS" --analysis "$REPO_DIR/bench/analysis.md" \
       --out-dir "$REPO_DIR/bench" --out "$REPO_DIR/BENCHMARKS.md"

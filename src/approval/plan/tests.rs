@@ -253,6 +253,18 @@ fn approved_by_quorum_succeeds_with_every_result() {
 }
 
 #[test]
+fn a_decision_takes_effect_within_the_second_it_was_recorded() {
+    let run = started(single_approver_gate(&[]));
+    let recorded = json!({"time": "2026-11-22T10:01:00.250Z"});
+    let run = decide_with(run, "alice", "approve", 60, recorded);
+    // Seen 150 ms later: approved at once, not when the clock reaches 10:01:01.
+    let plan = plan_at(&run, at(60) + chrono::Duration::milliseconds(400));
+    assert_eq!(succeeded(&plan), ("True", "Approved", "Approved by alice"));
+    assert_eq!(plan.status.completion_time, Some(at(60)));
+    assert_eq!(plan.requeue_at, None);
+}
+
+#[test]
 fn rejected_with_on_reject_fail_fails() {
     let run = started(single_approver_gate(&[]));
     let run = decide(run, "carol", &[], "reject", "not during the freeze", 30);

@@ -23,8 +23,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, anyhow, bail};
 use clap::{Parser, Subcommand};
 use futures::{StreamExt, TryStreamExt, stream};
-use k8s_openapi::api::coordination::v1::Lease;
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::api::{DeleteParams, PostParams};
 use kube::{Client, Config};
 use tokio::sync::watch;
 
@@ -63,13 +62,6 @@ enum Command {
     },
 }
 
-fn list<T: std::str::FromStr>(arg: &str) -> Result<Vec<T>, String> {
-    arg.split(',')
-        .filter(|s| !s.is_empty())
-        .map(|s| s.trim().parse().map_err(|_| format!("not a number: {s}")))
-        .collect()
-}
-
 #[derive(clap::Args)]
 struct RunArgs {
     #[arg(long, value_enum)]
@@ -92,16 +84,16 @@ struct RunArgs {
     #[arg(long, default_value_t = 10_000)]
     gates: usize,
     /// Memory steps up to --gates (its last step), in waiting gates.
-    #[arg(long, value_parser = list::<usize>, default_value = "0,1000,10000")]
+    #[arg(long, value_delimiter = ',', default_value = "0,1000,10000")]
     ladder: Vec<usize>,
     /// Memory steps after the workloads (decided gates deleted first), e.g. 30000.
-    #[arg(long, value_parser = list::<usize>, default_value = "")]
+    #[arg(long, value_delimiter = ',')]
     beyond: Vec<usize>,
     /// Sequential decisions (and as many floor samples).
     #[arg(long, default_value_t = 1000)]
     decisions: usize,
     /// Approvals in flight at once, one level after the other.
-    #[arg(long, value_parser = list::<usize>, default_value = "1,10,100,1000")]
+    #[arg(long, value_delimiter = ',', default_value = "1,10,100,1000")]
     sweep: Vec<usize>,
     /// Approvals per sweep level: 10 x its concurrency, within [200, this].
     #[arg(long, default_value_t = 2000)]
@@ -137,9 +129,17 @@ struct RunArgs {
     start_follower: String,
     #[arg(long)]
     follower_pid: PathBuf,
-    /// `namespace/prefix` of the controller's leader Leases.
+    /// The controller's log and the follower's (appended to across restarts).
     #[arg(long)]
-    leases: String,
+    controller_log: PathBuf,
+    #[arg(long)]
+    follower_log: PathBuf,
+    /// What the controller logs once its caches are synced, and once it leads: both, since
+    /// its start, are "ready" (able to act), read the same way for both systems.
+    #[arg(long)]
+    synced_pattern: String,
+    #[arg(long)]
+    leading_pattern: String,
     /// The system's logs, searched for client-go's throttling lines.
     #[arg(long = "log")]
     logs: Vec<PathBuf>,
@@ -308,44 +308,29 @@ impl Bench {
         Ok(samples)
     }
 
-    /// Every Lease of the controller renewed after `since`: a live process leads.
-    async fn leading_since(&self, since: jiff::Timestamp) -> anyhow::Result<bool> {
-        let (namespace, prefix) = self
-            .args
-            .leases
-            .split_once('/')
-            .ok_or_else(|| anyhow!("--leases is namespace/prefix"))?;
-        let leases: Api<Lease> = Api::namespaced(self.admin.clone(), namespace);
-        let list = leases.list(&ListParams::default()).await?;
-        let mine: Vec<&Lease> = list
-            .items
-            .iter()
-            .filter(|l| l.metadata.name.as_deref().unwrap_or("").starts_with(prefix))
-            .collect();
-        Ok(!mine.is_empty()
-            && mine.iter().all(|lease| {
-                let spec = lease.spec.as_ref();
-                let held = spec
-                    .and_then(|s| s.holder_identity.as_deref())
-                    .is_some_and(|h| !h.is_empty());
-                let renewed = spec
-                    .and_then(|s| s.renew_time.as_ref())
-                    .is_some_and(|t| t.0 >= since);
-                held && renewed
-            }))
+    /// Whether `log` says, after `synced_from` and `leading_from` (byte offsets), that the
+    /// process synced its caches and leads.
+    fn leads(&self, log: &Path, synced_from: u64, leading_from: u64) -> bool {
+        let text = std::fs::read(log).unwrap_or_default();
+        let after = |offset: u64| {
+            String::from_utf8_lossy(&text[(offset as usize).min(text.len())..]).into_owned()
+        };
+        after(synced_from).contains(&self.args.synced_pattern)
+            && after(leading_from).contains(&self.args.leading_pattern)
     }
 
-    /// From `since` until the controller leads again (ready) and `gate` is Succeeded.
+    /// From `start` until the process logging to `log` leads (ready) and `gate` is
+    /// Succeeded.
     async fn recover(
         &mut self,
         kind: RestartKind,
-        since: (Instant, jiff::Timestamp),
+        start: Instant,
+        (log, synced_from, leading_from): (&Path, u64, u64),
         gate: &str,
     ) -> anyhow::Result<Restart> {
-        let (start, wall) = since;
         let mut ready = None;
         loop {
-            if ready.is_none() && self.leading_since(wall).await? {
+            if ready.is_none() && self.leads(log, synced_from, leading_from) {
                 ready = Some(start.elapsed());
             }
             let succeeded = self.gates.borrow().succeeded_at.get(gate).copied();
@@ -364,6 +349,12 @@ impl Bench {
         }
     }
 
+    async fn approve(&self, gate: &str) -> anyhow::Result<()> {
+        let (system, namespace) = (self.args.system, &self.args.namespace);
+        gates::approve(system, &self.approver, namespace, gate).await?;
+        Ok(())
+    }
+
     /// SIGTERM or SIGKILL, a decision while no process leads, then the start.
     async fn restart(&mut self, kind: RestartKind) -> anyhow::Result<Restart> {
         let gate = self.next_waiting()?;
@@ -371,19 +362,17 @@ impl Bench {
             RestartKind::Sigterm => shell(&self.args.stop_controller).await?,
             _ => shell(&self.args.kill_controller).await?,
         }
-        gates::approve(
-            self.args.system,
-            &self.approver,
-            &self.args.namespace,
-            &gate,
-        )
-        .await?;
-        let since = (Instant::now(), jiff::Timestamp::now());
+        self.approve(&gate).await?;
+        let log = self.args.controller_log.clone();
+        let offset = log_size(&log);
+        let start = Instant::now();
         let mut starter = tokio::process::Command::new("bash")
             .arg("-c")
             .arg(&self.args.start_controller)
             .spawn()?;
-        let restart = self.recover(kind, since, &gate).await?;
+        let restart = self
+            .recover(kind, start, (&log, offset, offset), &gate)
+            .await?;
         if !starter.wait().await?.success() {
             bail!("`{}` failed", self.args.start_controller);
         }
@@ -393,19 +382,23 @@ impl Bench {
     /// A second replica ready; the leader SIGKILLed, a decision made at once.
     async fn failover(&mut self) -> anyhow::Result<Restart> {
         let gate = self.next_waiting()?;
+        let log = self.args.follower_log.clone();
+        let started_at = log_size(&log);
         shell(&self.args.start_follower).await?;
         self.settle().await;
         let follower = probe::memory(probe::read_pid(&self.args.follower_pid)?)?;
+        let killed_at = log_size(&log);
         shell(&self.args.kill_controller).await?;
-        let since = (Instant::now(), jiff::Timestamp::now());
-        gates::approve(
-            self.args.system,
-            &self.approver,
-            &self.args.namespace,
-            &gate,
-        )
-        .await?;
-        let mut restart = self.recover(RestartKind::Failover, since, &gate).await?;
+        let start = Instant::now();
+        self.approve(&gate).await?;
+        let mut restart = self
+            .recover(
+                RestartKind::Failover,
+                start,
+                (&log, started_at, killed_at),
+                &gate,
+            )
+            .await?;
         restart.follower = Some(follower);
         // The follower leads from now on: its memory and CPU are the controller's.
         let controller = &mut self.args.pids[0];
@@ -496,6 +489,10 @@ impl Bench {
         )
         .await
     }
+}
+
+fn log_size(file: &Path) -> u64 {
+    std::fs::metadata(file).map_or(0, |m| m.len())
 }
 
 fn throttling_lines(logs: &[(PathBuf, u64)]) -> usize {
@@ -701,5 +698,75 @@ async fn main() -> anyhow::Result<()> {
             out_dir,
             out,
         } => report::write(&runs, &analysis, &out_dir, &out),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bench_sh_s_arguments_parse_into_lists_and_processes() {
+        let cli = Cli::try_parse_from([
+            "bench",
+            "run",
+            "--system",
+            "mag",
+            "--run",
+            "2",
+            "--namespace",
+            "bench",
+            "--out",
+            "o.json",
+            "--commit",
+            "abc",
+            "--ladder",
+            "0,100,300",
+            "--gates",
+            "300",
+            "--beyond",
+            "600,900",
+            "--sweep",
+            "1,10",
+            "--pid",
+            "controller=c.pid",
+            "--pid",
+            "webhook=w.pid",
+            "--control-plane-pid",
+            "etcd=e.pid",
+            "--etcd-metrics",
+            "http://127.0.0.1:1/metrics",
+            "--start-system",
+            "s",
+            "--stop-controller",
+            "t",
+            "--kill-controller",
+            "k",
+            "--start-controller",
+            "c",
+            "--start-follower",
+            "f",
+            "--follower-pid",
+            "f.pid",
+            "--controller-log",
+            "c.log",
+            "--follower-log",
+            "f.log",
+            "--synced-pattern",
+            "synced",
+            "--leading-pattern",
+            "leads",
+        ])
+        .unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(
+            (args.ladder, args.beyond, args.sweep),
+            (vec![0, 100, 300], vec![600, 900], vec![1, 10])
+        );
+        assert_eq!(args.pids[1].name, "webhook");
+        assert_eq!(args.decisions, 1000);
+        assert!(Cli::try_parse_from(["bench", "run", "--system", "nobody"]).is_err());
     }
 }

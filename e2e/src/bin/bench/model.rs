@@ -163,8 +163,8 @@ impl RestartKind {
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct Restart {
     pub kind: RestartKind,
-    /// From the start (of the new process, or the kill in a failover) until every Lease of
-    /// the system's controller was renewed after it: a live process leads and can act.
+    /// From the start (of the new process, or the kill in a failover) until that process
+    /// has logged both that its caches are synced and that it leads: able to act.
     pub ready_seconds: f64,
     /// From the same instant until a decision made while no process led was shown Succeeded.
     pub honoured_seconds: f64,

@@ -769,7 +769,11 @@ mod tests {
             gates,
             processes: BTreeMap::from([(
                 "controller".to_string(),
-                Memory { vm_rss: 10_240 + gates as u64, rss_anon: 5_120 + gates as u64, vm_hwm: 20_480 },
+                Memory {
+                    vm_rss: 10_240 + gates as u64,
+                    rss_anon: 5_120 + gates as u64,
+                    vm_hwm: 20_480,
+                },
             )]),
             etcd_db_in_use_bytes: 1e6 + gates as f64 * 2000.0,
         };
@@ -796,11 +800,27 @@ mod tests {
                 user_ms: vec![ms; 100],
                 controller_ms: vec![ms / 2.0; 100],
                 // 100 decisions in 10 s: 10 baseline writes, then `writes` + 1 each.
-                cost: window(10.0, 0.0, 10.0 + 100.0 * (writes + 1.0), &[("controller", 0.6), ("etcd", 2.5)]),
+                cost: window(
+                    10.0,
+                    0.0,
+                    10.0 + 100.0 * (writes + 1.0),
+                    &[("controller", 0.6), ("etcd", 2.5)],
+                ),
             },
             floor_ms: vec![1.0; 100],
-            restarts: vec![Restart { kind: RestartKind::Sigkill, ready_seconds: 0.5, honoured_seconds: 0.7, follower: None }],
-            sweep: vec![SweepLevel { concurrency: 10, latencies_ms: vec![ms; 200], seconds: 2.0, retried_429: 0, retried_409: 0 }],
+            restarts: vec![Restart {
+                kind: RestartKind::Sigkill,
+                ready_seconds: 0.5,
+                honoured_seconds: 0.7,
+                follower: None,
+            }],
+            sweep: vec![SweepLevel {
+                concurrency: 10,
+                latencies_ms: vec![ms; 200],
+                seconds: 2.0,
+                retried_429: 0,
+                retried_409: 0,
+            }],
             throttling_log_lines: 0,
         }
     }
@@ -823,14 +843,32 @@ mod tests {
         assert!(table_row(&document, "idle API requests/s per 1,000 gates").contains("| 0.200 |"));
         assert!(table_row(&document, "open watches").contains("| 170 |"));
         // 2004 writes in 4 s, 4 of them the baseline's, for 1,000 gates.
-        assert!(table_row(&document, "etcd writes per gate created (the create included)").contains("| 2.00 |"));
-        assert!(table_row(&document, "etcd writes per decision by the system").contains("| 1.00 |"));
+        assert!(
+            table_row(
+                &document,
+                "etcd writes per gate created (the create included)"
+            )
+            .contains("| 2.00 |")
+        );
+        assert!(
+            table_row(&document, "etcd writes per decision by the system").contains("| 1.00 |")
+        );
         // 0.6 CPU s over 10 s less the idle 0.01/s, for 100 decisions: 5 ms.
         assert!(table_row(&document, "CPU per decision, the system").contains("| 5.00 |"));
-        assert!(table_row(&document, "CPU per decision, kube-apiserver + etcd").contains("| 5.00 |"));
-        assert!(table_row(&document, "RssAnon per waiting gate (fitted over the run's steps)").contains("| 1024 |"));
+        assert!(
+            table_row(&document, "CPU per decision, kube-apiserver + etcd").contains("| 5.00 |")
+        );
+        assert!(
+            table_row(
+                &document,
+                "RssAnon per waiting gate (fitted over the run's steps)"
+            )
+            .contains("| 1024 |")
+        );
         assert!(table_row(&document, "etcd in use per waiting gate (fitted)").contains("| 2000 |"));
-        assert!(table_row(&document, "SIGKILL, then start: decision honoured").contains("| 0.700 |"));
+        assert!(
+            table_row(&document, "SIGKILL, then start: decision honoured").contains("| 0.700 |")
+        );
         assert!(table_row(&document, "SIGTERM, then start: ready (leads)").contains("| not run |"));
         assert!(table_row(&document, "10 in flight: decisions/s").contains("| 100 |"));
     }
@@ -845,14 +883,26 @@ mod tests {
         ];
         let (document, summary) = render(&runs, "the analysis\n");
         let p99 = table_row(&document, "user-visible p99");
-        assert!(p99.contains("| 5.50 (5.00–6.00) | 12.8 (5.50–20.0) | 2.3x | no |"), "{p99}");
+        assert!(
+            p99.contains("| 5.50 (5.00–6.00) | 12.8 (5.50–20.0) | 2.3x | no |"),
+            "{p99}"
+        );
         let floor = table_row(&document, "floor p50 (the driver writes the status)");
         assert!(floor.ends_with("| no |"), "{floor}");
         assert!(document.ends_with("the analysis\n"));
-        let row = summary.rows.iter().find(|r| r.name == "user-visible p99").unwrap();
+        let row = summary
+            .rows
+            .iter()
+            .find(|r| r.name == "user-visible p99")
+            .unwrap();
         assert_eq!(row.difference, Some("within"));
 
-        let apart = [run(System::Ours, 1, 5.0, 1.0), run(System::Mag, 1, 20.0, 1.0), run(System::Ours, 2, 6.0, 1.0), run(System::Mag, 2, 30.0, 1.0)];
+        let apart = [
+            run(System::Ours, 1, 5.0, 1.0),
+            run(System::Mag, 1, 20.0, 1.0),
+            run(System::Ours, 2, 6.0, 1.0),
+            run(System::Mag, 2, 30.0, 1.0),
+        ];
         let (document, _) = render(&apart, "");
         assert!(table_row(&document, "user-visible p99").ends_with("| yes |"));
     }
@@ -861,7 +911,9 @@ mod tests {
     fn the_targets_read_the_median_of_ours() {
         let (met, _) = render(&[run(System::Ours, 1, 5.0, 1.0)], "");
         assert!(met.contains("- steady-state user-visible p99 <= 20 ms: **met** (5.00 ms)"));
-        assert!(met.contains("- <= 2 etcd writes per decision caused by our controller: **met** (1.00 writes)"));
+        assert!(met.contains(
+            "- <= 2 etcd writes per decision caused by our controller: **met** (1.00 writes)"
+        ));
         let (missed, _) = render(&[run(System::Ours, 1, 25.0, 3.0)], "");
         assert!(missed.contains("p99 <= 20 ms: **missed** (25.0 ms)"));
         assert!(missed.contains("caused by our controller: **missed** (3.00 writes)"));
@@ -870,12 +922,26 @@ mod tests {
 
     #[test]
     fn the_charts_have_a_series_per_system_and_floor() {
-        let runs = [run(System::Ours, 1, 5.0, 1.0), run(System::Mag, 1, 20.0, 1.0)];
+        let runs = [
+            run(System::Ours, 1, 5.0, 1.0),
+            run(System::Mag, 1, 20.0, 1.0),
+        ];
         let charts = charts(&runs);
         let names: Vec<&str> = charts.iter().map(|(file, _)| *file).collect();
-        assert_eq!(names, ["latency-cdf.svg", "memory.svg", "throughput.svg", "sweep-p99.svg"]);
+        assert_eq!(
+            names,
+            [
+                "latency-cdf.svg",
+                "memory.svg",
+                "throughput.svg",
+                "sweep-p99.svg"
+            ]
+        );
         assert_eq!(charts[0].1.series.len(), 4);
-        assert_eq!(charts[1].1.series[0].points, vec![(0.0, 5.0), (10_000.0, 5_120.0 / 1024.0 + 10_000.0 / 1024.0)]);
+        assert_eq!(
+            charts[1].1.series[0].points,
+            vec![(0.0, 5.0), (10_000.0, 5_120.0 / 1024.0 + 10_000.0 / 1024.0)]
+        );
         assert_eq!(charts[2].1.series[1].points, vec![(10.0, 100.0)]);
     }
 
