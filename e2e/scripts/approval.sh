@@ -77,6 +77,7 @@ start_one() {
       return ;;
     webhook|webhook-2)
       port=$WEBHOOK_PROBE_PORT listen=$WEBHOOK1_PORT
+      [[ "${APPROVAL_WEBHOOK_REPLICAS:-2}" == 1 ]] && listen=$WEBHOOK_PORT
       [[ "$1" == webhook-2 ]] && port=$WEBHOOK2_PROBE_PORT listen=$WEBHOOK2_PORT
       # The webhook reads the seal keys with the controller's identity (one service
       # account for both in config/). After SIGTERM it stays in the balancer's rotation
@@ -127,6 +128,10 @@ stop_one() { stop_process "approval-$1" "${2:-TERM}"; }
 
 command="${1:-start}"; part="${2:-all}"
 parts=(webhook webhook-2 balancer controller)
+# One webhook replica serving the registration's port itself, without the balancer
+# (`make bench`: one replica of each part, as manual-approval-gate runs, and no Python proxy
+# on the admission path).
+[[ "${APPROVAL_WEBHOOK_REPLICAS:-2}" == 1 ]] && parts=(webhook controller)
 [[ "$part" == all ]] || parts=("$part")
 case "$command" in
   start)

@@ -39,12 +39,14 @@ export APPROVAL_BIN="$REPO_DIR/target/release/approval-controller"
 # The driver creates gates directly, as the cluster admin: an explicit opt-in (by default
 # only Tekton creates gates).
 export APPROVAL_DIRECT_GATE_CREATORS=approval-e2e-admin
+# One replica of each part for both systems: our webhook serves the registration's port
+# itself, without approval.sh's second replica and balancer.
+export APPROVAL_WEBHOOK_REPLICAS=1
 DRIVER="$REPO_DIR/target/release/bench"
 COMMIT="$(git -C "$REPO_DIR" rev-parse --short HEAD)"
 
-# CPU pinning: the control plane and the driver share CPU 0, the system under test has CPU 1
-# to itself (its controller, webhook and the Python balancer in front of our webhook). On a
-# machine with one CPU nothing is pinned.
+# CPU pinning: the control plane and the driver share CPU 0, the system under test (its
+# controller and webhook) has CPU 1 to itself. On a machine with one CPU nothing is pinned.
 # ON_CONTROL / ON_SYSTEM prefix a command; pin_control moves running processes (all threads).
 if (($(nproc) >= 2)); then
   ON_CONTROL="taskset -c 0" ON_SYSTEM="taskset -c 1"
@@ -99,8 +101,6 @@ RBAC
 }
 
 # system_args SYSTEM: sets `args`, how the driver starts, stops, kills and finds the system.
-# Memory counts one replica of each part: ours runs a second webhook replica behind the
-# balancer (as approval.sh always does), which is left out.
 system_args() {
   local run="$APPROVAL_STATE/run" logs="$APPROVAL_STATE/logs"
   args=(--control-plane-pid "etcd=$run/etcd.pid" --control-plane-pid "kube-apiserver=$run/kube-apiserver.pid"

@@ -155,9 +155,11 @@ apiserver_args=(
   --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key"
   --service-cluster-ip-range "10.0.$NODE_NET.0/24" --endpoint-reconciler-type none
   --authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction
-  # Webhooks and aggregated APIs registered by Service are called at the Service's
-  # endpoints: there is no kube-proxy.
-  --enable-aggregator-routing=true
+  # With a node, webhooks and aggregated APIs registered by Service are called at the
+  # Service's endpoints: there is no kube-proxy. Without one (`make bench`) there are no
+  # endpoints to call, and manual-approval-gate's webhook is reached through a Service of
+  # type ExternalName, which endpoint routing refuses.
+  --enable-aggregator-routing="$( ((node)) && echo true || echo false)"
   --kubelet-client-certificate "$PKI/admin.crt" --kubelet-client-key "$PKI/admin.key"
   --kubelet-preferred-address-types Hostname
   --allow-privileged=true

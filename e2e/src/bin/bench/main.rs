@@ -96,13 +96,14 @@ struct RunArgs {
     #[arg(long, value_delimiter = ',', default_value = "1,10,100,1000")]
     sweep: Vec<usize>,
     /// Approvals per sweep level: 10 x its concurrency, within [200, this].
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 1000)]
     sweep_max: usize,
     #[arg(long, default_value_t = 50)]
     create_concurrency: usize,
+    /// Covers a cycle of kube-controller-manager's periodic discovery (every 30 s).
     #[arg(long, default_value_t = 30)]
     baseline_seconds: u64,
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = 30)]
     idle_seconds: u64,
     /// Quiet time after gates are acknowledged, before memory or idle is read.
     #[arg(long, default_value_t = 10)]
@@ -516,7 +517,11 @@ fn machine() -> Machine {
         .and_then(|value| value.split_whitespace().next()?.parse().ok())
         .unwrap_or(0.0);
     Machine {
-        cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
+        // The machine's, not this process's (the driver itself is pinned to one CPU).
+        cpus: read("/proc/cpuinfo")
+            .lines()
+            .filter(|line| line.starts_with("processor"))
+            .count(),
         cpu_model: read("/proc/cpuinfo")
             .lines()
             .find_map(|line| line.strip_prefix("model name"))

