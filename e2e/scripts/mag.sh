@@ -115,7 +115,9 @@ start_one() {
   stat -c %s "$APPROVAL_STATE/logs/$name.log" >"$APPROVAL_STATE/run/$name.log-offset"
   env "${env[@]}" setsid nohup "$bin" -kubeconfig "$APPROVAL_STATE/mag-$identity.kubeconfig" \
     >>"$APPROVAL_STATE/logs/$name.log" 2>&1 &
-  await_started "$name" $! 120 "${identity}_ready" "$name"
+  # knative logs nothing at info level until its informers have synced: with tens of
+  # thousands of CustomRuns and ApprovalTasks on a busy API server that can take minutes.
+  await_started "$name" $! 600 "${identity}_ready" "$name"
   log "$name running (pid $(cat "$APPROVAL_STATE/run/$name.pid"), log $APPROVAL_STATE/logs/$name.log)"
 }
 

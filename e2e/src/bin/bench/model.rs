@@ -57,7 +57,8 @@ pub struct Run {
     pub idle: Window,
     /// Sequential decisions at N waiting: raw samples and what they cost.
     pub decisions: Decisions,
-    /// The same round trip with nobody in between: the driver writes the status itself.
+    /// The same round trip with nobody in between: the driver writes the status itself
+    /// (after the baseline, before the system starts; those runs are deleted again).
     pub floor_ms: Vec<f64>,
     pub restarts: Vec<Restart>,
     pub sweep: Vec<SweepLevel>,
