@@ -605,7 +605,8 @@ impl Admission {
             seal: String::new(),
         };
         let held = match takes_effect(policy, &record) {
-            Some(at) if at == now => None,
+            // At once: the second it is admitted in.
+            Some(at) if at <= now => None,
             Some(at) if attempt.deadline.is_some_and(|d| at > d) => Some(format!(
                 "{name}: the approval window ({}) opens only at {}, after the deadline {}: \
                  this approval is recorded but will not count",

@@ -10,6 +10,8 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::api::time::kube_now;
+
 use super::ledger::{Decision, Record};
 use super::policy::Policy;
 
@@ -92,13 +94,15 @@ impl Tally {
     }
 }
 
-/// When a record asks to take effect: its admission, or later if the approver deferred it.
+/// When a record asks to take effect: the second of its admission, or later if the approver
+/// deferred it. Plans run on whole seconds (what status stores), and a decision admitted at
+/// 10:00:00.250 takes effect in the plan that sees it, not one second later; the stored
+/// completion time then still reproduces the outcome.
 fn requested(record: &Record) -> DateTime<Utc> {
+    let admitted = kube_now(record.time);
     match record.decision {
-        Decision::Approve => record
-            .effective_at
-            .map_or(record.time, |at| at.max(record.time)),
-        Decision::Reject => record.time,
+        Decision::Approve => record.effective_at.map_or(admitted, |at| at.max(admitted)),
+        Decision::Reject => admitted,
     }
 }
 

@@ -396,9 +396,6 @@ pub fn plan_with(
     superseded_by: Option<&str>,
 ) -> Option<Plan> {
     let gate = classify(&run.spec)?;
-    // Decisions are recorded to the millisecond and take effect when the clock reaches
-    // them; what is stored (start, completion, deadline) is in whole seconds.
-    let clock = now;
     let now = kube_now(now);
     let current = run.status.clone().unwrap_or_default();
     if has_ended(&current) {
@@ -490,7 +487,6 @@ pub fn plan_with(
         attempt,
         records,
         now,
-        clock,
         events: Vec::new(),
     };
     let unverified_records = planner.announce_unverified(&ignored);
@@ -515,11 +511,7 @@ struct Planner<'a> {
     current: CustomRunStatus,
     attempt: Attempt,
     records: Vec<Record>,
-    /// The time stored in status: whole seconds.
     now: DateTime<Utc>,
-    /// The time decisions are held against: exact (a decision admitted at 10:00:00.250 takes
-    /// effect in a plan at 10:00:00.400, not one second later).
-    clock: DateTime<Utc>,
     events: Vec<GateEvent>,
 }
 
@@ -527,7 +519,7 @@ impl Planner<'_> {
     fn plan(&mut self, unrecorded_input: Option<&str>, superseded_by: Option<&str>) -> Plan {
         let policy = &self.attempt.policy.clone();
         let start = self.current.start_time.unwrap_or(self.now);
-        let tally = evaluate(policy, &self.records, self.attempt.deadline, self.clock);
+        let tally = evaluate(policy, &self.records, self.attempt.deadline, self.now);
         if self.current.start_time.is_none() {
             self.event(
                 Severity::Normal,
@@ -625,7 +617,7 @@ impl Planner<'_> {
         let policy = self.attempt.policy.clone();
         for i in self.attempt.recorded..tally.counted.len() {
             let record = &tally.counted[i];
-            let received = evaluate(&policy, &tally.counted[..=i], None, self.clock).received();
+            let received = evaluate(&policy, &tally.counted[..=i], None, self.now).received();
             let mut message = format!("{} {}", record.user, record.decision.past_tense());
             if record.decision == Decision::Approve {
                 message.push_str(&format!(" ({received} of {})", policy.min_approvals));
