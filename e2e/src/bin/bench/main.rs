@@ -237,13 +237,9 @@ impl Bench {
         Ok(Window::between(&start, &self.probe.snapshot().await?))
     }
 
-    fn system_processes(&self) -> &[Process] {
-        &self.args.pids
-    }
-
     async fn memory_point(&self, gates: usize) -> anyhow::Result<MemoryPoint> {
         let mut processes = BTreeMap::new();
-        for process in self.system_processes() {
+        for process in &self.args.pids {
             processes.insert(process.name.clone(), probe::memory(process.pid()?)?);
         }
         let point = MemoryPoint {

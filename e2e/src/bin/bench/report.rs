@@ -557,7 +557,7 @@ pub fn render(runs: &[Run], analysis: &str) -> (String, Summary) {
         for (n, points) in ladder_points(system_runs) {
             let median = |f: &dyn Fn(&MemoryPoint) -> f64| {
                 let values: Vec<f64> = points.iter().map(|p| f(p)).collect();
-                number(Spread::of(&values).map_or(0.0, |s| s.median))
+                number(median_of(&values))
             };
             line(&format!(
                 "| {} | {n} | {} | {} | {} | {} | {} |",
