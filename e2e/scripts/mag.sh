@@ -79,7 +79,9 @@ controller_ready() {
   local name="${1:-mag-controller}"
   local log="$APPROVAL_STATE/logs/$name.log" since
   since="$(cat "$APPROVAL_STATE/run/$name.log-offset")"
-  tail -c "+$((since + 1))" "$log" | grep -q '"Starting controllers..."'
+  # Not `tail | grep -q`: grep stops at the first match, tail then dies of SIGPIPE, and with
+  # pipefail a log that has grown by more than a pipe's buffer never reads as ready.
+  grep -q '"Starting controllers..."' <(tail -c "+$((since + 1))" "$log")
 }
 # knative's webhook answers probes on its HTTPS port when the request says it is one.
 webhook_ready() { curl -fsSk -A kube-probe/1 "https://127.0.0.1:$MAG_WEBHOOK_PORT/" >/dev/null; }
