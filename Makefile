@@ -54,7 +54,7 @@ chaos: build ## the chaos scenario alone, long: 300 gates (make test runs it wit
 	CHAOS_GATES=$${CHAOS_GATES:-300} E2E_TEST=chaos $(E2E_PORTS) APPROVAL_STATE=$(E2E_STATE) $(SCRIPTS)/e2e.sh
 
 .PHONY: bench
-bench: ## benchmarks vs manual-approval-gate, 3 alternating runs, fresh control planes -> BENCHMARKS.md, bench/ (about 1.5-2 hours; not in test)
+bench: ## benchmarks vs manual-approval-gate, 3 alternating runs, fresh control planes -> BENCHMARKS.md, bench/ (about 2 hours; not in test)
 	$(SCRIPTS)/bench.sh
 
 .PHONY: bench-large

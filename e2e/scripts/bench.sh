@@ -14,6 +14,8 @@
 #   BENCH_BEYOND=30000        memory steps after the workloads, in each system's first run
 #                             (`make bench-large`: 30000,100000)
 #   BENCH_DRIVER_ARGS=...     more arguments for the driver (e.g. --decisions 200)
+#   BENCH_RESUME=1            keep bench/runs/ and do only the runs it has no record of (after
+#                             an interrupted `make bench`, at the same commit)
 #   BENCH_STATE=DIR           the clusters' state (default $APPROVAL_CACHE/bench-cluster)
 set -euo pipefail
 
@@ -64,7 +66,19 @@ log "building our controller and the driver (release)"
   tekton-controller mag-controller mag-webhook
 
 trap '"$SCRIPTS/cluster-down.sh" >/dev/null 2>&1 || true' EXIT
-rm -rf "$RECORDS" && mkdir -p "$RECORDS"
+if [[ "${BENCH_RESUME:-}" ]]; then
+  # Records of another controller would mix two versions in one document: the controller's
+  # sources (and what builds them) must be as they were at each record's commit.
+  for record in "$RECORDS"/*.json; do
+    [[ -e "$record" ]] || continue
+    recorded="$(grep -o '"APPROVAL_CONTROLLER_COMMIT": *"[0-9a-f]*"' "$record" | grep -o '[0-9a-f]*"$' | tr -d '"')"
+    git -C "$REPO_DIR" diff --quiet "$recorded" -- src Cargo.toml Cargo.lock config ||
+      die "the controller changed since $record was measured (at $recorded): run without BENCH_RESUME"
+  done
+else
+  rm -rf "$RECORDS"
+fi
+mkdir -p "$RECORDS"
 export KUBECONFIG="$APPROVAL_STATE/kubeconfig"
 
 # fresh_cluster: a control plane from an empty etcd, pinned, without Tekton's controller
@@ -139,6 +153,10 @@ system_args() {
 
 for ((run = 1; run <= RUNS; run++)); do
   for system in $SYSTEMS; do
+    if [[ "${BENCH_RESUME:-}" && -f "$RECORDS/$system-$run.json" ]]; then
+      log "$system, run $run of $RUNS: recorded already"
+      continue
+    fi
     log "$system, run $run of $RUNS: a fresh control plane"
     fresh_cluster
     kubectl_admin create namespace bench >/dev/null

@@ -95,6 +95,15 @@ pub async fn write_succeeded(admin: &Client, namespace: &str, name: &str) -> any
 pub struct Retries {
     pub too_many: usize,
     pub conflicts: usize,
+    pub dropped: usize,
+}
+
+/// The connection failed before an answer came: the request may or may not have been applied.
+fn dropped(error: &anyhow::Error) -> bool {
+    matches!(
+        error.downcast_ref::<kube::Error>(),
+        Some(kube::Error::Service(_) | kube::Error::HyperError(_))
+    )
 }
 
 fn status_code(error: &anyhow::Error) -> Option<u16> {
@@ -106,7 +115,9 @@ fn status_code(error: &anyhow::Error) -> Option<u16> {
 
 /// The approver's request, returning when the API server has answered it. A 429 (API
 /// Priority and Fairness at saturation) is sent again after a pause, as client-go does; a
-/// 409 on MAG's read-modify-write is redone from the read, as a retrying client would.
+/// 409 on MAG's read-modify-write is redone from the read, as a retrying client would. After
+/// a dropped connection it is sent again only if the API server does not show it applied:
+/// our webhook refuses a second approval by the same user.
 pub async fn approve(
     system: System,
     approver: &Client,
@@ -116,6 +127,14 @@ pub async fn approve(
     let mut retries = Retries::default();
     loop {
         let attempt = approve_once(system, approver, namespace, name).await;
+        if attempt.as_ref().is_err_and(dropped) {
+            retries.dropped += 1;
+            if approved(system, approver, namespace, name).await? {
+                return Ok(retries);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
         match attempt.as_ref().err().and_then(status_code) {
             None => return attempt.map(|()| retries),
             Some(429) => {
@@ -125,7 +144,7 @@ pub async fn approve(
             Some(409) => retries.conflicts += 1,
             Some(_) => return attempt.map(|()| retries),
         }
-        if retries.too_many + retries.conflicts > 1000 {
+        if retries.too_many + retries.conflicts + retries.dropped > 1000 {
             return Err(anyhow!("approving {name}: over 1,000 retries"));
         }
     }
@@ -163,6 +182,35 @@ async fn approve_once(
         }
     }
     Ok(())
+}
+
+/// Whether the API server shows the approver's approval of `name` applied.
+async fn approved(
+    system: System,
+    approver: &Client,
+    namespace: &str,
+    name: &str,
+) -> anyhow::Result<bool> {
+    Ok(match system {
+        // The webhook turns the approve annotation into a record of the ledger.
+        System::Ours => {
+            let run = customruns(approver, namespace).get(name).await?;
+            run.annotations()
+                .get("approval.tekton.dev/decisions")
+                .is_some_and(|ledger| ledger.contains(&format!("\"{APPROVER}\"")))
+        }
+        System::Mag => {
+            let task = approval_tasks(approver, namespace).get(name).await?;
+            task.data
+                .pointer("/spec/approvers")
+                .and_then(Value::as_array)
+                .is_some_and(|approvers| {
+                    approvers
+                        .iter()
+                        .any(|a| a["name"] == APPROVER && a["input"] == "approve")
+                })
+        }
+    })
 }
 
 /// What a gate's `Succeeded` condition says.

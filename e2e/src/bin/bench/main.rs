@@ -455,6 +455,7 @@ impl Bench {
             seconds: (last - start).as_secs_f64(),
             retried_429: results.iter().map(|r| r.2.too_many).sum(),
             retried_409: results.iter().map(|r| r.2.conflicts).sum(),
+            retried_dropped: results.iter().map(|r| r.2.dropped).sum(),
         })
     }
 
@@ -651,10 +652,11 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     for concurrency in bench.args.sweep.clone() {
         let level = bench.sweep_level(concurrency).await?;
         bench.log(format!(
-            "{concurrency} in flight: {:.0} decisions/s, p99 {:?} ms, {} 429s",
+            "{concurrency} in flight: {:.0} decisions/s, p99 {:?} ms, {} 429s, {} dropped",
             level.decisions_per_second(),
             stats::percentile(&level.latencies_ms, 99.0),
-            level.retried_429
+            level.retried_429,
+            level.retried_dropped
         ));
         sweep.push(level);
     }
