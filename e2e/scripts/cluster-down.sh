@@ -6,7 +6,7 @@ source "$(dirname "$0")/lib.sh"
 
 # The node first, while the API server still answers its last calls.
 "$(dirname "$0")/node-down.sh"
-for name in demo-log approval-controller approval-controller-2 approval-webhook approval-webhook-2 approval-balancer approval-ui approval-slack mag-controller mag-webhook tekton-controller kube-scheduler kube-controller-manager kube-apiserver etcd; do
+for name in demo-log approval-controller approval-controller-2 approval-webhook approval-webhook-2 approval-balancer approval-ui approval-slack mag-controller mag-controller-2 mag-webhook tekton-controller kube-scheduler kube-controller-manager kube-apiserver etcd; do
   file="$APPROVAL_STATE/run/$name.pid"
   [[ -f "$file" ]] || continue
   pid="$(cat "$file")"
