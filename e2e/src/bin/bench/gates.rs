@@ -16,6 +16,8 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use crate::model::System;
+use tekton_approval::approval::LEDGER_ANNOTATION;
+use tekton_approval::approval::ledger::{Decision, Ledger};
 
 /// The user every gate names as its approver (bench.sh grants it the RBAC to decide).
 pub const APPROVER: &str = "bench-approver";
@@ -195,9 +197,12 @@ async fn approved(
         // The webhook turns the approve annotation into a record of the ledger.
         System::Ours => {
             let run = customruns(approver, namespace).get(name).await?;
-            run.annotations()
-                .get("approval.tekton.dev/decisions")
-                .is_some_and(|ledger| ledger.contains(&format!("\"{APPROVER}\"")))
+            let annotation = run.annotations().get(LEDGER_ANNOTATION).map(String::as_str);
+            let (ledger, _) = Ledger::parse_lenient(annotation);
+            ledger
+                .records()
+                .iter()
+                .any(|r| r.user == APPROVER && r.decision == Decision::Approve)
         }
         System::Mag => {
             let task = approval_tasks(approver, namespace).get(name).await?;
@@ -316,6 +321,25 @@ pub async fn wait(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_failed_connection_counts_as_dropped_and_an_answer_keeps_its_code() {
+        let refused = kube::Error::Api(
+            kube::core::Status::failure("too many requests", "TooManyRequests")
+                .with_code(429)
+                .boxed(),
+        );
+        let refused = anyhow::Error::from(refused);
+        assert!(!dropped(&refused));
+        assert_eq!(status_code(&refused), Some(429));
+        let closed = anyhow::Error::from(kube::Error::Service(Box::new(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "connection closed before message completed",
+        ))));
+        assert!(dropped(&closed));
+        assert_eq!(status_code(&closed), None);
+        assert!(!dropped(&anyhow!("ApprovalTask g has no approvers yet")));
+    }
 
     #[test]
     fn a_gate_is_waiting_while_succeeded_is_unknown_and_decided_when_true() {

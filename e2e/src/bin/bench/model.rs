@@ -186,8 +186,8 @@ pub struct SweepLevel {
     pub retried_429: usize,
     /// MAG's read-modify-write refused with 409 (the controller wrote in between) and redone.
     pub retried_409: usize,
-    /// Approvals whose connection dropped before the answer, and that were sent again because
-    /// the API server did not show them applied (or found applied).
+    /// Approvals whose connection dropped before the answer came; each was then found applied
+    /// or sent again.
     #[serde(default)]
     pub retried_dropped: usize,
 }
